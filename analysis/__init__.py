@@ -1,0 +1,1 @@
+"""Infrared spectra from i-PI output: readers, correlation functions, Green-Kubo."""

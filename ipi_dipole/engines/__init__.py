@@ -1,0 +1,1 @@
+"""Reference engines: energies, forces, dipoles and Born charges by finite electric fields."""

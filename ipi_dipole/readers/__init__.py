@@ -1,0 +1,1 @@
+"""Readers of Born effective charges from first-principles codes' own output files."""
