@@ -1,0 +1,552 @@
+"""Readers of i-PI 3 output files, returning ipi-dipole's units (Angstrom, fs, e, K).
+
+What i-PI writes (checked against the sources of i-PI 3.3, ``ipi/engine/outputs.py``):
+
+- ``<trajectory filename='dipole' extra_type='dipole'> extras </trajectory>`` writes
+  ``PREFIX.dipole_0`` (one file per bead, no extension): for each output step a line
+  `` #EXTRAS(dipole)# Step:  N`` and then the values as the force field sent them. Our
+  driver sends atomic units: the dipole in e*bohr (3 numbers), the Born charges ``BEC``
+  in e as a (3N, 3) block whose row ``3i+b`` is d/dx_ib and column is the dipole
+  component. A trajectory with ``extra_type='dipole,BEC'`` crashes i-PI: two files.
+- ``<trajectory filename='vel'> velocities </trajectory>`` writes ``PREFIX.vel_0.xyz``:
+  i-PI xyz frames whose comment line carries ``CELL(abcABC): a b c alpha beta gamma``,
+  ``Step: N``, ``velocities{atomic_unit}`` and ``cell{atomic_unit}`` (the units given
+  with ``units=`` / ``cell_units=``). Values are printed with 6 significant digits.
+- ``<properties filename='out'>`` writes ``PREFIX.out``, with header lines
+  ``# column   2     --> time{femtosecond} : ...``.
+- Steps are labelled identically in all files, so frames are matched by step. A run
+  restarted from a checkpoint appends to the same files and may repeat steps written
+  after the checkpoint: every reader keeps the last copy of each step, in step order.
+  An incomplete last frame (a killed run) is dropped.
+
+Units are converted here, with :mod:`ipi.utils.units`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ipi_dipole.errors import InputError
+
+log = logging.getLogger("ipi_dipole.analysis")
+
+_EXTRAS_HEADER = re.compile(r"^[ \t]*#EXTRAS\w*\(([^)]*)\)#[ \t]*Step:[ \t]*(\d+)[^\n]*(?:\n|$)", re.M)
+_STEP = re.compile(r"Step:\s*(\d+)")
+_XYZ_WHAT = re.compile(r"(\w+)\{([^}]*)\}")
+_COLUMN = re.compile(r"#\s*(?:column|cols\.)\s+(\d+)(?:-(\d+))?\s*-->\s*([^\s{(:]+)"
+                     r"(?:\{([^}]*)\})?(?:\(([^)]*)\))?(?:\{([^}]*)\})?\s*:")
+
+
+# ----------------------------------------------------------------------------- units
+
+def _to_internal(family: str, unit: str | None) -> float:
+    from ipi.utils.units import unit_to_internal
+
+    try:
+        return unit_to_internal(family, unit or "atomic_unit", 1.0)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise InputError(f"unknown i-PI unit {unit!r} for a {family}: {exc}") from None
+
+
+def angstrom_per_bohr() -> float:
+    """Length of one bohr in Angstrom, from :mod:`ipi.utils.units`."""
+    return 1.0 / _to_internal("length", "angstrom")
+
+
+def fs_per_atomic_time() -> float:
+    """One atomic unit of time in fs, from :mod:`ipi.utils.units`."""
+    return 1.0 / _to_internal("time", "femtosecond")
+
+
+def convert(value, family: str, unit: str | None, target: str):
+    """Convert ``value`` of an i-PI unit family from ``unit`` (None: atomic) to ``target``."""
+    return np.asarray(value, dtype=float) * (_to_internal(family, unit) / _to_internal(family, target))
+
+
+# ----------------------------------------------------------------------------- steps
+
+def keep_last_of_each_step(steps: np.ndarray) -> np.ndarray:
+    """Indices that keep the last occurrence of every step, sorted by step.
+
+    A restarted i-PI run appends the steps after its checkpoint again; the later copy is
+    the one continued by the rest of the file.
+    """
+    steps = np.asarray(steps)
+    order = np.argsort(steps, kind="stable")
+    s = steps[order]
+    last = np.ones(len(s), dtype=bool)
+    last[:-1] = s[1:] != s[:-1]
+    return order[last]
+
+
+@dataclass
+class Series:
+    """A per-step quantity read from one file.
+
+    Attributes
+    ----------
+    steps : array (T,) of int
+        i-PI step labels, increasing, unique.
+    values : array (T, ...)
+        The quantity per step, in ipi-dipole units (see the reader).
+    path : Path
+        The file it came from.
+    symbols : list of str, optional
+        Atom names (xyz trajectories).
+    cells : array (T, 3, 3), optional
+        Cell per frame in Angstrom, lattice vectors as rows (xyz trajectories).
+    kind : str
+        What the values are (``dipole``, ``BEC``, ``velocities``, ``positions``, ...).
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+    path: Path
+    kind: str
+    symbols: list | None = None
+    cells: np.ndarray | None = None
+    notes: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.steps)
+
+    def stride(self) -> int:
+        """The step spacing between frames (raises when it is not constant)."""
+        if len(self.steps) < 2:
+            raise InputError(f"{self.path}: fewer than 2 frames")
+        gaps = np.diff(self.steps)
+        stride = int(gaps.min())
+        if np.any(gaps != stride):
+            bad = int(np.argmax(gaps != stride))
+            raise InputError(f"{self.path}: frames are not evenly spaced: step {self.steps[bad]} is "
+                             f"followed by step {self.steps[bad + 1]} (stride {stride} elsewhere); "
+                             "frames are missing")
+        return stride
+
+
+# ----------------------------------------------------------------------------- extras
+
+def read_extras(path, expect: str | None = None) -> Series:
+    """Read an i-PI extras trajectory (``#EXTRAS(name)# Step: N`` blocks).
+
+    Parameters
+    ----------
+    path : path-like
+        File written by ``<trajectory extra_type='dipole'|'BEC'> extras </trajectory>``.
+    expect : str, optional
+        The extra type the file must hold (case-insensitive), e.g. ``"dipole"``.
+
+    Returns
+    -------
+    Series
+        ``kind`` is the extra type as written. For ``dipole`` the values are (T, 3) in
+        e*Angstrom; for ``BEC`` they are (T, N, 3, 3) in e with ``Z[t, i, a, b] = dM_a/dx_ib``
+        (converted from i-PI's (3N, 3) layout). Other extra types are returned as (T, ...)
+        in the units the force field sent.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    heads = list(_EXTRAS_HEADER.finditer(text))
+    if not heads:
+        raise InputError(f"{path}: no '#EXTRAS(...)# Step:' header: not an i-PI extras file")
+    names = {h.group(1) for h in heads}
+    if len(names) > 1:
+        raise InputError(f"{path}: mixes extra types {sorted(names)}")
+    name = heads[0].group(1)
+    if name == "raw" or "," in name:
+        raise InputError(f"{path}: extra_type '{name}' is not supported: write one trajectory with "
+                         "extra_type='dipole' and another with extra_type='BEC'")
+    if expect is not None and name.lower() != expect.lower():
+        raise InputError(f"{path}: holds extras '{name}', expected '{expect}'")
+
+    bodies = [text[h.end(): (heads[k + 1].start() if k + 1 < len(heads) else len(text))]
+              for k, h in enumerate(heads)]
+    rows = [body.count("\n") for body in bodies]
+    frames = []
+    for k, body in enumerate(bodies):
+        try:
+            vals = np.array(body.split(), dtype=float)
+        except ValueError:
+            if k == len(bodies) - 1 and k > 0 and not body.endswith("\n"):
+                vals = np.empty(0)  # a number cut by a kill
+            else:
+                line = text.count("\n", 0, heads[k].start()) + 1
+                raise InputError(f"{path}, line {line}: extras '{name}' at step {heads[k].group(2)} "
+                                 "are not numbers") from None
+        frames.append(vals)
+    size = len(frames[0])
+    notes = []
+    if len(frames) > 1 and (len(frames[-1]) != size or not bodies[-1].endswith("\n")):
+        notes.append(f"{path}: dropped the incomplete last frame (step {heads[-1].group(2)})")
+        frames, rows, heads = frames[:-1], rows[:-1], heads[:-1]
+    for k, vals in enumerate(frames):
+        if len(vals) != size:
+            line = text.count("\n", 0, heads[k].start()) + 1
+            raise InputError(f"{path}, line {line}: step {heads[k].group(2)} has {len(vals)} numbers, "
+                             f"the first frame has {size}")
+    steps = np.array([int(h.group(2)) for h in heads])
+    values = np.array(frames)
+    if rows[0] > 1 and size % rows[0] == 0:
+        values = values.reshape(len(frames), rows[0], size // rows[0])
+    keep = keep_last_of_each_step(steps)
+    if len(keep) < len(steps):
+        notes.append(f"{path}: {len(steps) - len(keep)} repeated steps (restart): kept the last copy")
+    steps, values = steps[keep], values[keep]
+
+    if name.lower() == "dipole":
+        if values.ndim != 2 or values.shape[1] != 3:
+            raise InputError(f"{path}: a dipole needs 3 numbers per step, found {values.shape[1:]}")
+        values = values * angstrom_per_bohr()  # e*bohr -> e*Angstrom
+    elif name.lower() == "bec":
+        values = bec_from_ipi(values, path)
+    for n in notes:
+        log.info(n)
+    return Series(steps=steps, values=values, path=path, kind=name, notes=notes)
+
+
+def bec_from_ipi(block: np.ndarray, path="BEC") -> np.ndarray:
+    """Born charges ``Z[t, i, a, b] = dM_a/dx_ib`` from i-PI's (T, 3N, 3) ``BEC`` block.
+
+    Row ``3i+b`` of the block is d/dx_ib and its column ``a`` the dipole component. The
+    charges are in e in both layouts.
+    """
+    block = np.asarray(block, dtype=float)
+    if block.ndim == 2:  # the (3N, 3) block written on one line per step
+        block = block.reshape(len(block), -1, 3)
+    if block.ndim != 3 or block.shape[2] != 3 or block.shape[1] % 3:
+        raise InputError(f"{path}: BEC must be (3N, 3) numbers per step, found {block.shape[1:]}")
+    n_atoms = block.shape[1] // 3
+    return block.reshape(len(block), n_atoms, 3, 3).transpose(0, 1, 3, 2)
+
+
+# ----------------------------------------------------------------------------- xyz
+
+def read_xyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
+    """Read an i-PI xyz trajectory (positions, velocities or momenta) with :mod:`ipi.utils.io`.
+
+    Parameters
+    ----------
+    path : path-like
+        File written by ``<trajectory format='xyz'> velocities </trajectory>`` (or positions,
+        momenta); the units are read from the ``quantity{unit}`` and ``cell{unit}`` tags of
+        the comment line (atomic units when absent, as i-PI assumes).
+    masses_da : array (N,), optional
+        Masses in Da, needed only to turn momenta into velocities (default: i-PI's element
+        masses from the atom names).
+
+    Returns
+    -------
+    Series
+        ``kind`` is ``positions`` (values in Angstrom), ``velocities`` (Angstrom/fs; also
+        for a momenta file), or the quantity named in the file (atomic units). Values are
+        (T, N, 3); ``cells`` (T, 3, 3) in Angstrom with lattice vectors as rows; ``symbols``.
+    """
+    from ipi.engine.properties import Trajectories
+    from ipi.utils.io import iter_file_raw
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        n_lines = fh.read().count(b"\n")
+    with open(path) as fh:
+        first = fh.readline()
+        second = fh.readline()
+    if "Properties=" in second:
+        return read_extxyz_trajectory(path, masses_da)
+    try:
+        n_atoms = int(first.split()[0])
+    except (ValueError, IndexError):
+        raise InputError(f"{path}, line 1: not an xyz file (no atom count)") from None
+    n_frames = n_lines // (n_atoms + 2)
+    notes = []
+    if n_lines % (n_atoms + 2):
+        notes.append(f"{path}: dropped the incomplete last frame")
+    if n_frames == 0:
+        raise InputError(f"{path}: no complete frame")
+
+    data = np.empty((n_frames, n_atoms, 3))
+    cells = np.empty((n_frames, 3, 3))
+    steps = np.empty(n_frames, dtype=int)
+    comment = ""
+    k = 0
+    with open(path) as fh:
+        try:
+            for k, frame in enumerate(iter_file_raw("xyz", fh)):
+                if k == n_frames:
+                    break
+                if frame["natoms"] != n_atoms:
+                    raise InputError(f"{path}: frame {k} has {frame['natoms']} atoms, the first has {n_atoms}")
+                data[k] = np.reshape(frame["data"], (n_atoms, 3))
+                cells[k] = np.asarray(frame["cell"]).T
+                m = _STEP.search(frame["comment"])
+                steps[k] = int(m.group(1)) if m else k
+                if k == 0:
+                    comment = frame["comment"]
+                    symbols = [str(s) for s in frame["names"]]
+                    ipi_masses = np.asarray(frame["masses"], dtype=float)
+        except (ValueError, IndexError) as exc:
+            raise InputError(f"{path}: cannot read frame {k}: {exc}") from None
+
+    # the quantity{unit} tags, parsed here: i-PI's own auto_units misses units with a '/' (m/s)
+    tags = dict(_XYZ_WHAT.findall(comment))
+    what = next((w for w in tags if w != "cell"), "positions")
+    known = Trajectories().traj_dict
+    dimension = known[what]["dimension"] if what in known else "undefined"
+    units = tags.get(what) or "atomic_unit"
+    cell_units = tags.get("cell") or "atomic_unit"
+    cells = cells * convert(1.0, "length", cell_units, "angstrom")
+    if dimension == "length":
+        values, kind = data * convert(1.0, "length", units, "angstrom"), "positions"
+    elif dimension == "velocity":
+        values, kind = data * velocity_to_angstrom_per_fs(units), "velocities"
+    elif dimension == "momentum":
+        if masses_da is None:
+            masses_au = ipi_masses
+        else:
+            masses_au = np.asarray(masses_da, dtype=float) * _to_internal("mass", "dalton")
+            if masses_au.shape != (n_atoms,):
+                raise InputError(f"{path}: {n_atoms} atoms but {masses_au.size} masses")
+        if np.any(masses_au <= 0):
+            raise InputError(f"{path}: unknown mass for atoms {sorted(set(np.array(symbols)[masses_au <= 0]))}: "
+                             "give --masses")
+        velocity_au = data * _to_internal("momentum", units) / masses_au[None, :, None]
+        values, kind = velocity_au * velocity_to_angstrom_per_fs("atomic_unit"), "velocities"
+        notes.append(f"{path}: velocities from momenta / masses")
+    else:
+        values, kind = data, what
+    keep = keep_last_of_each_step(steps)
+    if len(keep) < len(steps):
+        notes.append(f"{path}: {len(steps) - len(keep)} repeated steps (restart): kept the last copy")
+    for n in notes:
+        log.info(n)
+    return Series(steps=steps[keep], values=values[keep], path=path, kind=kind, symbols=symbols,
+                  cells=cells[keep], notes=notes)
+
+
+def read_extxyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
+    """Read an i-PI ``format='ase'`` trajectory (extended XYZ) with :mod:`ase.io`.
+
+    i-PI stores the quantity as a per-atom array named after it (``velocities``, ...) or as
+    the positions, in the units of the ``quantity{unit}`` tag of its ``ipi_comment`` (``ase``
+    by default: Angstrom and Angstrom per ASE time unit). Returns what
+    :func:`read_xyz_trajectory` returns.
+    """
+    import ase.io
+
+    path = Path(path)
+    frames = []
+    try:
+        for atoms in ase.io.iread(path, index=":", format="extxyz"):
+            frames.append(atoms)
+    except Exception as exc:  # a frame cut by a kill: keep the complete ones
+        if not frames:
+            raise InputError(f"{path}: cannot read the extended XYZ file: {exc}") from None
+        log.info(f"{path}: dropped the incomplete last frame")
+    comment = str(frames[0].info.get("ipi_comment", ""))
+    tags = dict(_XYZ_WHAT.findall(comment))
+    what = next((w for w in tags if w != "cell"), "positions")
+    units = tags.get(what) or "ase"
+    if what == "positions":
+        values = np.array([a.positions for a in frames]) * convert(1.0, "length", units, "angstrom")
+        kind = "positions"
+    elif what in frames[0].arrays:
+        data = np.array([a.arrays[what] for a in frames])
+        if what == "velocities":
+            values, kind = data * velocity_to_angstrom_per_fs(units), "velocities"
+        elif what == "momenta":
+            if masses_da is None:
+                masses_da = frames[0].get_masses()
+            velocity_au = (data * _to_internal("momentum", units)
+                           / (np.asarray(masses_da, dtype=float) * _to_internal("mass", "dalton"))[None, :, None])
+            values, kind = velocity_au * velocity_to_angstrom_per_fs("atomic_unit"), "velocities"
+        else:
+            values, kind = data, what
+    else:
+        raise InputError(f"{path}: no per-atom array '{what}' in the extended XYZ frames")
+    steps = []
+    for k, a in enumerate(frames):
+        m = _STEP.search(str(a.info.get("ipi_comment", "")))
+        steps.append(int(m.group(1)) if m else k)
+    steps = np.array(steps)
+    cells = np.array([a.cell.array for a in frames])
+    keep = keep_last_of_each_step(steps)
+    return Series(steps=steps[keep], values=values[keep], path=path, kind=kind,
+                  symbols=frames[0].get_chemical_symbols(), cells=cells[keep])
+
+
+def velocity_to_angstrom_per_fs(unit: str | None = "atomic_unit") -> float:
+    """Factor turning an i-PI velocity in ``unit`` into Angstrom/fs."""
+    au = _to_internal("velocity", unit)  # unit -> bohr per atomic time
+    return au * angstrom_per_bohr() / fs_per_atomic_time()
+
+
+# ----------------------------------------------------------------------------- properties
+
+@dataclass
+class Properties:
+    """Columns of an i-PI properties file, converted where the unit family is known.
+
+    ``columns`` maps the property name as written (``time``, ``temperature``,
+    ``potential``...) to its values; ``units`` to the unit written in the header (None when
+    none, i.e. atomic units).
+    """
+
+    path: Path
+    columns: dict
+    units: dict
+
+    def get(self, name: str, family: str, target: str) -> np.ndarray | None:
+        """Column ``name`` converted to ``target`` (e.g. ``("time", "time", "femtosecond")``)."""
+        if name not in self.columns:
+            return None
+        return convert(self.columns[name], family, self.units.get(name), target)
+
+
+def read_properties(path) -> Properties:
+    """Read an i-PI properties file (``# column N --> name{unit} : description`` header).
+
+    Same header grammar as :func:`ipi.scripting.read_output`; a partly written last line
+    (a killed run) is dropped instead of failing, and repeated steps keep the last copy.
+    """
+    path = Path(path)
+    specs = []
+    data_lines = []
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("#"):
+                m = _COLUMN.match(line)
+                if m:
+                    start, end, name, u1, args, u2 = m.groups()
+                    if args:
+                        name = f"{name}({args})"
+                    specs.append((int(start) - 1, int(end or start), name, u2 or u1))
+            elif line.strip():
+                data_lines.append(line)
+    if not specs:
+        raise InputError(f"{path}: no '# column N --> name' header: not an i-PI properties file")
+    n_cols = max(end for _, end, _, _ in specs)
+    rows = []
+    for line in data_lines:
+        fields = line.split()
+        if len(fields) != n_cols:
+            continue  # a line cut by a kill
+        try:
+            rows.append([float(x) for x in fields])
+        except ValueError:
+            continue
+    table = np.array(rows, dtype=float).reshape(-1, n_cols)
+    columns, units = {}, {}
+    for start, end, name, unit in specs:
+        col = table[:, start:end]
+        columns[name] = col[:, 0] if end - start == 1 else col
+        units[name] = unit
+    if "step" in columns and len(table):
+        keep = keep_last_of_each_step(columns["step"].astype(int))
+        columns = {k: v[keep] for k, v in columns.items()}
+    return Properties(path=path, columns=columns, units=units)
+
+
+# ----------------------------------------------------------------------------- input XML
+
+@dataclass
+class IpiInput:
+    """What the analysis needs from an i-PI input (or checkpoint) XML."""
+
+    path: Path
+    prefix: str
+    timestep_fs: float | None
+    temperature_k: float | None
+    temperature_source: str | None
+    is_checkpoint: bool
+    nbeads: int | None = None
+
+
+def read_ipi_input(path) -> IpiInput:
+    """Read the output prefix, MD time step and ensemble temperature of an i-PI XML file.
+
+    Values without a ``units`` attribute are in atomic units (i-PI's rule; checkpoints are
+    written that way). The temperature is the ensemble's (``<ensemble><temperature>``), or
+    else the one velocities were drawn at (``<velocities mode='thermal'>``).
+    """
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise InputError(f"{path}: cannot parse the i-PI XML: {exc}") from None
+    if root.tag != "simulation":
+        raise InputError(f"{path}: not an i-PI input (root element <{root.tag}>)")
+
+    def value(elem, family, target):
+        try:
+            return float(convert(float(elem.text.strip()), family, elem.get("units"), target))
+        except (AttributeError, ValueError):
+            raise InputError(f"{path}: <{elem.tag}> is not a number: {elem.text!r}") from None
+
+    output = root.find("output")
+    prefix = output.get("prefix", "i-pi").strip() if output is not None else "i-pi"
+    ts = root.find(".//motion/dynamics/timestep")
+    timestep = value(ts, "time", "femtosecond") if ts is not None else None
+    temperature, source = None, None
+    t = root.find(".//ensemble/temperature")
+    if t is not None and value(t, "temperature", "kelvin") > 0:
+        temperature, source = value(t, "temperature", "kelvin"), f"{path.name} <ensemble><temperature>"
+    else:
+        t = root.find(".//initialize/velocities[@mode='thermal']")
+        if t is not None:
+            temperature, source = value(t, "temperature", "kelvin"), f"{path.name} <velocities mode='thermal'>"
+    init = root.find(".//initialize")
+    nbeads = int(init.get("nbeads")) if init is not None and init.get("nbeads") else None
+    is_checkpoint = root.find(".//beads") is not None or root.find("step") is not None
+    return IpiInput(path=path, prefix=prefix, timestep_fs=timestep, temperature_k=temperature,
+                    temperature_source=source, is_checkpoint=is_checkpoint, nbeads=nbeads)
+
+
+# ----------------------------------------------------------------------------- sniffing
+
+def sniff(path) -> tuple[str, str] | None:
+    """What i-PI file ``path`` is, from its first lines.
+
+    Returns
+    -------
+    (kind, detail) or None
+        ``("extras", name)``, ``("xyz", quantity)``, ``("properties", "")`` or
+        ``("ipi-xml", "")``; None for anything else.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    if b"\0" in head:
+        return None
+    text = head.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if not lines:
+        return None
+    m = _EXTRAS_HEADER.match(lines[0] + "\n")
+    if m:
+        return "extras", m.group(1)
+    if re.match(r"#\s*(column|cols\.)\s+\d", lines[0]):
+        return "properties", ""
+    first = lines[0].split()
+    if len(first) == 1 and first[0].isdigit() and len(lines) > 1:
+        if "Properties=" in lines[1]:  # i-PI format='ase': the tags are in ipi_comment="..."
+            m = re.search(r'ipi_comment="([^"]*)"', lines[1])
+            if not m:
+                return None
+            tags = [w for w, _ in _XYZ_WHAT.findall(m.group(1)) if w != "cell"]
+            return "xyz", tags[0] if tags else "positions"
+        tags = [w for w, _ in _XYZ_WHAT.findall(lines[1]) if w != "cell"]
+        if tags or "CELL" in lines[1]:
+            return "xyz", tags[0] if tags else "positions"
+    if "<simulation" in text:
+        return "ipi-xml", ""
+    return None

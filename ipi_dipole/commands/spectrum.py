@@ -1,0 +1,296 @@
+"""Green-Kubo infrared spectrum, alpha(w) n(w) in cm^-1, averaged over NVE replicas.
+
+    alpha(w) n(w) = beta / (3 V c eps0) Re int_0^T <Mdot(0).Mdot(t)> w(t) exp(-i w t) dt
+
+RUN_DIR_OR_FILES are searched recursively and recognised by content: i-PI extras
+trajectories (#EXTRAS(dipole)#, #EXTRAS(BEC)#), i-PI xyz trajectories (velocities or
+momenta), properties files and i-PI input XMLs. Every directory + output prefix is one
+replica. Time step, temperature and volume come from the run (i-PI input <timestep>,
+ensemble temperature or the properties' mean kinetic temperature, properties volume or
+the trajectory's cell) unless given; what was used is printed and written to the CSV.
+
+Estimators: zv (Mdot = Z*.v, the paper's Eq. 4; the default when Born charges and
+velocities are there), dipole-fd (centred finite difference of M), dipole-w2 (w^2 times
+the M-M spectrum), dipole-mdot (the M-Mdot cross-correlation). The dipole-based ones are
+matched to Z*.v with velocity-Verlet velocities of the run's MD step (--md-step-fs; 0 for
+exact derivatives), and dipole jumps by a lattice quantum (wrapped positions) are removed
+first; --jump-charges gives the species charges (e) so that they go as exact quanta.
+Born charges written less often than the velocities: Z*.v on the common steps, or
+with --bec-matching linear on every velocity step with Z* interpolated.
+
+Plain arrays from other MD codes (repeat an option once per replica, all with
+--timestep-fs, --temperature and --volume or --cell):
+  --dipole FILE      (T, 3) cell dipole in e*Angstrom
+  --velocities FILE  (T, N, 3) or (T, 3N) in Angstrom/fs
+  --bec FILE         (T, N, 3, 3), (T, N, 9) or (T, 9N) Born charges in e,
+                     Z[t, i, a, b] = dM_a/dx_ib (row = dipole component)
+FILE is .npy, .npz (first array) or a whitespace text table (one row per frame).
+
+CSV: '#' lines (units, settings, provenance), then the header
+wavenumber_cm1,alpha_n_cm1,alpha_n_stderr_cm1,alpha_n_xx_cm1,alpha_n_yy_cm1,alpha_n_zz_cm1,...
+The window width is the FWHM, in cm^-1, of the line shape it gives (Gaussian by default,
+Lorentzian with --lorentzian; 0 for none). Band positions (maxima) are printed.
+"""
+
+HELP = "Green-Kubo IR spectrum (alpha*n, cm^-1) from i-PI replicas or plain arrays, with error bars"
+
+
+def add_arguments(parser):
+    parser.add_argument("paths", nargs="*", metavar="RUN_DIR_OR_FILES",
+                        help="run directories (searched recursively) or i-PI output files")
+    parser.add_argument("-o", "--output", required=True, help="spectrum CSV to write")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the spectrum with its error band (needs matplotlib)")
+    parser.add_argument("--estimator", default="auto",
+                        choices=["auto", "zv", "dipole-fd", "dipole-w2", "dipole-mdot"],
+                        help="how Mdot is obtained (default: zv when Born charges and velocities exist, "
+                             "else dipole-fd)")
+    parser.add_argument("--window-cm1", type=float, default=20.0, metavar="W",
+                        help="FWHM of the broadening line shape in cm^-1 (default 20; 0: no window)")
+    parser.add_argument("--lorentzian", action="store_true",
+                        help="Lorentzian broadening exp(-pi c W t) instead of the Gaussian window")
+    parser.add_argument("--max-lag-fs", type=float, metavar="T",
+                        help="longest correlation time in fs (default: where the window is 1e-6, "
+                             "at most the shortest replica)")
+    parser.add_argument("--resolution-cm1", type=float, metavar="R",
+                        help="output grid spacing in cm^-1 (default min(1, W/8))")
+    parser.add_argument("--max-cm1", type=float, default=6000.0, metavar="NU",
+                        help="last wavenumber written (default 6000; 0: up to the Nyquist frequency)")
+    parser.add_argument("--taper", type=float, default=0.1, metavar="F",
+                        help="fraction of each series in the cosine ramps of the Tukey taper applied before "
+                             "correlating (default 0.1; 0: plain N-k normalisation)")
+    parser.add_argument("--md-step-fs", type=float, metavar="H",
+                        help="MD integrator step whose velocity-Verlet velocities define Mdot = Z*.v; the "
+                             "dipole-based estimators are matched to it (default: the run's time step; "
+                             "0: exact derivatives)")
+    parser.add_argument("--temperature", type=float, metavar="K", help="temperature in K (overrides the run)")
+    parser.add_argument("--volume", type=float, metavar="A3", help="volume in Angstrom^3 (overrides the run)")
+    parser.add_argument("--timestep-fs", type=float, metavar="DT",
+                        help="time between consecutive frames in fs (of the most often written file; "
+                             "overrides the run)")
+    parser.add_argument("--quantum-correction", default="none",
+                        choices=["none", "harmonic", "schofield", "standard"],
+                        help="quantum correction factor (default none = classical; harmonic equals the "
+                             "classical alpha*n, see ipi_dipole.analysis.quantum_corrections)")
+    parser.add_argument("--experiment", metavar="FILE",
+                        help="measured spectrum to plot: refractiveindex.info YAML (n, k) or a two-column "
+                             "table of wavenumber and alpha*n in cm^-1")
+    parser.add_argument("--masses", metavar="M",
+                        help="masses in Da, per species (O=15.999,H=2.014) or per atom (comma list); "
+                             "used to turn momenta into velocities")
+    parser.add_argument("--bec-matching", default="common", choices=["common", "linear"],
+                        help="Born charges written less often than velocities: use only common steps "
+                             "(default, exact) or interpolate Z* linearly between BEC frames")
+    parser.add_argument("--jump-charges", metavar="Q",
+                        help="species charges in e making up dipole jumps, per species (O=-0.8,H=0.4) "
+                             "or a list (-0.8,0.4): jumps are removed as exact lattice quanta")
+    parser.add_argument("--dipole", action="append", default=[], metavar="FILE",
+                        help="plain-array dipole (T, 3) in e*Angstrom; once per replica")
+    parser.add_argument("--velocities", action="append", default=[], metavar="FILE",
+                        help="plain-array velocities (T, N, 3) in Angstrom/fs; once per replica")
+    parser.add_argument("--bec", action="append", default=[], metavar="FILE",
+                        help="plain-array Born charges (T, N, 3, 3) in e; once per replica")
+    parser.add_argument("--cell", metavar="A",
+                        help="cell for plain arrays: 3 (orthorhombic) or 9 (rows = lattice vectors) numbers "
+                             "in Angstrom, comma or space separated")
+
+
+def _numbers(text, option):
+    from ipi_dipole.errors import InputError
+
+    try:
+        return [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise InputError(f"{option}: expected numbers, got {text!r}") from None
+
+
+def _per_species(text, option):
+    """'O=1,H=2' -> {'O': 1.0, 'H': 2.0}; '1,2' -> [1.0, 2.0]."""
+    from ipi_dipole.errors import InputError
+
+    if "=" not in text:
+        return _numbers(text, option)
+    out = {}
+    for item in text.replace(" ", "").split(","):
+        if not item:
+            continue
+        try:
+            key, value = item.split("=")
+            out[key] = float(value)
+        except ValueError:
+            raise InputError(f"{option}: expected SPECIES=VALUE pairs, got {item!r}") from None
+    return out
+
+
+def _masses_for(runs, spec):
+    """Per-atom masses (Da) for the velocity files of ``runs`` from --masses."""
+    import numpy as np
+
+    from ipi_dipole.errors import InputError
+
+    if spec is None:
+        return None
+    if isinstance(spec, list):
+        return np.array(spec)
+    symbols = None
+    for run in runs:
+        if run.velocities is not None:
+            with open(run.velocities) as fh:
+                n = int(fh.readline())
+                fh.readline()
+                symbols = [fh.readline().split()[0] for _ in range(n)]
+            break
+    if symbols is None:
+        return None
+    missing = sorted(set(symbols) - set(spec))
+    if missing:
+        raise InputError(f"--masses: no mass for {', '.join(missing)}")
+    return np.array([spec[s] for s in symbols])
+
+
+def _replicas_from_arrays(args, cell):
+    from ipi_dipole.analysis.runs import load_array, replica_from_arrays
+    from ipi_dipole.errors import InputError
+
+    counts = {k: len(getattr(args, k)) for k in ("dipole", "velocities", "bec") if getattr(args, k)}
+    if not counts:
+        return []
+    if len(set(counts.values())) > 1:
+        raise InputError(f"give --dipole, --velocities and --bec the same number of times (one per replica): "
+                         f"{counts}")
+    if args.timestep_fs is None:
+        raise InputError("plain arrays need --timestep-fs")
+    n = next(iter(counts.values()))
+    reps = []
+    for k in range(n):
+        files = {key: getattr(args, key)[k] for key in counts}
+        arrays = {key: load_array(path) for key, path in files.items()}
+        lengths = {key: len(a) for key, a in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise InputError(f"replica {k + 1}: arrays have different frame counts {lengths}")
+        reps.append(replica_from_arrays(" + ".join(files.values()), args.timestep_fs, cell=cell, **arrays))
+    return reps
+
+
+def _cell(text):
+    import numpy as np
+
+    from ipi_dipole.errors import InputError
+
+    if text is None:
+        return None
+    v = _numbers(text, "--cell")
+    if len(v) == 3:
+        return np.diag(v)
+    if len(v) == 9:
+        return np.array(v).reshape(3, 3)
+    raise InputError(f"--cell: give 3 or 9 numbers, got {len(v)}")
+
+
+def run(args):
+    import logging
+    import sys
+
+    import numpy as np
+
+    from ipi_dipole.analysis import pipeline, quantum_corrections, runs, spectrum_file
+    from ipi_dipole.analysis.green_kubo import SpectrumSettings
+    from ipi_dipole.analysis.peaks import find_bands
+    from ipi_dipole.errors import InputError
+
+    logger = logging.getLogger("ipi_dipole.analysis")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("  note: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        if not args.paths and not (args.dipole or args.velocities or args.bec):
+            raise InputError("give run directories / i-PI files, or plain arrays with --dipole/--velocities/--bec")
+        jump_charges = None
+        if args.jump_charges:
+            jc = _per_species(args.jump_charges, "--jump-charges")
+            jump_charges = sorted(set(jc.values() if isinstance(jc, dict) else jc))
+        settings = SpectrumSettings(window="none" if args.window_cm1 == 0 else
+                                    ("lorentzian" if args.lorentzian else "gaussian"),
+                                    fwhm_cm1=args.window_cm1, max_lag_fs=args.max_lag_fs,
+                                    resolution_cm1=args.resolution_cm1, taper=args.taper)
+        options = pipeline.Options(estimator=args.estimator, settings=settings, temperature_k=args.temperature,
+                                   volume_a3=args.volume, timestep_fs=args.timestep_fs,
+                                   quantum_correction=args.quantum_correction, bec_matching=args.bec_matching,
+                                   jump_charges=jump_charges, md_step_fs=args.md_step_fs)
+        masses = _per_species(args.masses, "--masses") if args.masses else None
+        cell = _cell(args.cell)
+
+        replicas = []
+        if args.paths:
+            found = runs.find_runs(args.paths)
+            if not found:
+                raise InputError(f"no i-PI dipole, BEC or velocity trajectory found in {' '.join(args.paths)}")
+            per_atom = _masses_for(found, masses)
+            print(f"found {len(found)} replica(s):")
+            for r in found:
+                print(f"  {r.name}: {r.describe()}")
+                rep = runs.load_replica(r, masses_da=per_atom)
+                if cell is not None:
+                    rep.cell = cell
+                replicas.append(rep)
+        replicas += _replicas_from_arrays(args, cell)
+
+        result = pipeline.compute(replicas, options)
+        info = result.info
+        temps = np.array(info["temperature_k"])
+        vols = np.array(info["volume_a3"])
+        print(f"estimator: {info['estimator']}; frames {info['frame_fs']:g} fs apart; "
+              f"correlation up to {info['max_lag_fs']:g} fs; window {info['window']} FWHM {info['fwhm_cm1']:g} cm^-1")
+        print(f"temperature: {temps.mean():.6g} K ({'; '.join(info['temperature_source'])})")
+        print(f"volume: {vols.mean():.6g} A^3 ({'; '.join(info['volume_source'])})"
+              + (f", {vols.min():.6g}..{vols.max():.6g} over replicas" if np.ptp(vols) > 0 else ""))
+
+        max_cm1 = args.max_cm1 or None
+        bands = find_bands(result.wavenumber_cm1, result.isotropic, max_cm1=max_cm1)
+        comments = [
+            "ipi-dipole spectrum: Green-Kubo alpha(w)*n(w) = beta/(3 V c eps0) Re int_0^T <Mdot(0).Mdot(t)> "
+            "w(t) exp(-i w t) dt (SI), averaged over replicas",
+            "units: wavenumber_cm1 in cm^-1 (w / 2 pi c); alpha_n_* in cm^-1; *_stderr = standard error "
+            "of the replica mean (nan with one replica); xx/yy/zz = light polarised along x/y/z, "
+            "isotropic = their mean",
+            f"estimator: {info['estimator']}",
+            f"window: {info['window']}, FWHM {info['fwhm_cm1']:g} cm^-1 (line shape in frequency)",
+            f"frame spacing: {info['frame_fs']:.8g} fs; max lag: {info['max_lag_fs']:.8g} fs "
+            f"({info['max_lag_frames']} frames); FFT length {info['n_fft']}; Tukey taper {info['taper']:g}",
+            "Mdot convention: Z*.v with velocity-Verlet velocities of MD step "
+            + ", ".join(f"{h:g}" for h in info["md_step_fs"]) + " fs (0 = exact derivative)",
+            f"temperature: {temps.mean():.8g} K ({'; '.join(info['temperature_source'])})",
+            f"volume: {vols.mean():.8g} A^3 ({'; '.join(info['volume_source'])})",
+            f"quantum correction: {quantum_corrections.DESCRIPTION[info['quantum_correction']]}",
+            f"Born charges vs velocities: {info['bec_matching']}",
+            f"dipole jumps removed: {info['jumps_removed']}",
+            f"replicas: {result.n_replicas} ({', '.join(str(f) for f in info['frames'])} frames)",
+        ] + [f"replica {k + 1}: {name}" for k, name in enumerate(info["replicas"])]
+        if bands:
+            comments.append("bands (cm^-1): " + ", ".join(f"{p:.1f}" for p, _ in bands))
+        rows = spectrum_file.write_csv(args.output, result, comments, max_cm1=max_cm1)
+        print(f"bands (cm^-1): {', '.join(f'{p:.1f}' for p, _ in bands) if bands else 'none found'}")
+        lo, hi = 0.0, max_cm1 or float(result.wavenumber_cm1[-1])
+        total, err = result.integrated(lo, hi)
+        print(f"integrated alpha*n, 0-{hi:g} cm^-1: {total:.6g} +- {err:.2g} cm^-2")
+        print(f"wrote {args.output} ({rows} rows)")
+
+        if args.plot:
+            from ipi_dipole.analysis.plot import plot_spectrum
+
+            experiment = None
+            if args.experiment:
+                from ipi_dipole.analysis.experiment import read_experiment
+
+                experiment = read_experiment(args.experiment)
+            plot_spectrum(args.plot, result, experiment=experiment, bands=bands, max_cm1=max_cm1,
+                          title=f"{info['estimator']}, T = {temps.mean():.4g} K, V = {vols.mean():.5g} A^3")
+            print(f"wrote {args.plot}")
+        elif args.experiment:
+            from ipi_dipole.analysis.experiment import read_experiment
+
+            read_experiment(args.experiment)
+            print("note: --experiment is only drawn with --plot")
+        return 0
+    finally:
+        logger.removeHandler(handler)
