@@ -467,6 +467,7 @@ class IpiInput:
     temperature_source: str | None
     is_checkpoint: bool
     nbeads: int | None = None
+    fixcom: bool = True
 
 
 def read_ipi_input(path) -> IpiInput:
@@ -505,8 +506,10 @@ def read_ipi_input(path) -> IpiInput:
     init = root.find(".//initialize")
     nbeads = int(init.get("nbeads")) if init is not None and init.get("nbeads") else None
     is_checkpoint = root.find(".//beads") is not None or root.find("step") is not None
+    fixcom = root.find(".//motion/fixcom")
+    fixcom = True if fixcom is None else fixcom.text.strip().lower() in ("true", "1", "yes")
     return IpiInput(path=path, prefix=prefix, timestep_fs=timestep, temperature_k=temperature,
-                    temperature_source=source, is_checkpoint=is_checkpoint, nbeads=nbeads)
+                    temperature_source=source, is_checkpoint=is_checkpoint, nbeads=nbeads, fixcom=fixcom)
 
 
 # ----------------------------------------------------------------------------- sniffing

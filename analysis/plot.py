@@ -21,7 +21,8 @@ def _pyplot():
 
 
 def plot_spectrum(path, result, *, experiment=None, bands=(), max_cm1: float | None = None,
-                  title: str | None = None, components: bool = False):
+                  title: str | None = None, components: bool = False, reference_lines=(),
+                  reference_label: str = "reference"):
     """Save a PNG of ``alpha n`` (cm^-1) against wavenumber (cm^-1).
 
     Parameters
@@ -38,6 +39,10 @@ def plot_spectrum(path, result, *, experiment=None, bands=(), max_cm1: float | N
         Right end of the axis.
     components : bool
         Also draw xx, yy, zz.
+    reference_lines : sequence of float
+        Wavenumbers (cm^-1) drawn as thin vertical lines, e.g. harmonic frequencies.
+    reference_label : str
+        Legend entry of those lines.
     """
     plt = _pyplot()
     x = result.wavenumber_cm1
@@ -57,6 +62,8 @@ def plot_spectrum(path, result, *, experiment=None, bands=(), max_cm1: float | N
         ex = experiment.wavenumber_cm1 <= hi
         ax.plot(experiment.wavenumber_cm1[ex], experiment.alpha_n_cm1[ex], color="k", lw=1.0,
                 ls="--", label=f"experiment ({experiment.label})")
+    for k, pos in enumerate(w for w in reference_lines if w <= hi):
+        ax.axvline(pos, color="C3", lw=0.8, ls=":", label=reference_label if k == 0 else None)
     for pos, height in bands:
         if pos <= hi:
             ax.annotate(f"{pos:.0f}", (pos, height), textcoords="offset points", xytext=(0, 4),

@@ -184,6 +184,34 @@ class Replica:
         return None
 
 
+def _fixed_com_factor(n_atoms: int | None, fixcom: bool) -> float:
+    """i-PI's NVE ``temperature`` is 2K/(3N kB) even with the centre of mass fixed (its
+    correction needs an ensemble temperature): 3N/(3N-3) makes it 2K/(n_dof kB)."""
+    if not fixcom or not n_atoms or n_atoms < 2:
+        return 1.0
+    return 3.0 * n_atoms / (3.0 * n_atoms - 3.0)
+
+
+def _manifest_temperature(run: RunFiles) -> tuple[float | None, str]:
+    """The equilibration temperature recorded by ``ipi-dipole replicas prepare``, if any.
+
+    NVE replicas carry no ensemble temperature, and the canonical temperature they were
+    drawn from is the beta of the Green-Kubo formula.
+    """
+    import json
+
+    for directory in list(run.directory.parents)[:2]:
+        manifest = directory / "manifest.json"
+        if manifest.is_file():
+            try:
+                temperature = json.loads(manifest.read_text())["source"]["temperature_K"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if temperature:
+                return float(temperature), f"{manifest} (temperature of the equilibration run)"
+    return None, ""
+
+
 def load_replica(run: RunFiles, masses_da=None) -> Replica:
     """Read the files of one replica (units converted, steps deduplicated)."""
     rep = Replica(name=run.name)
@@ -201,8 +229,10 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
         nb, nv = rep.bec.values.shape[1], rep.velocities.values.shape[1]
         if nb != nv:
             raise InputError(f"{run.bec}: Born charges for {nb} atoms but {run.velocities} has {nv} atoms")
+    fixcom = True
     for inp_path in run.inputs:
         inp = ipi_output.read_ipi_input(inp_path)
+        fixcom = fixcom and inp.fixcom
         if rep.step_fs is None and inp.timestep_fs:
             rep.step_fs, rep.step_source = inp.timestep_fs, f"{inp_path.name} <timestep>"
         if rep.temperature_k is None and inp.temperature_k:
@@ -214,7 +244,7 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
         props = ipi_output.read_properties(run.properties)
         temp = props.get("temperature", "temperature", "kelvin")
         if temp is not None and len(temp):
-            rep.kinetic_temperature_k = float(np.mean(temp))
+            rep.kinetic_temperature_k = float(np.mean(temp)) * _fixed_com_factor(rep.n_atoms, fixcom)
         vol = props.get("volume", "volume", "angstrom3")
         if vol is not None and len(vol):
             rep.volume_a3, rep.volume_source = float(np.mean(vol)), f"{run.properties.name} volume column (mean)"
@@ -223,6 +253,8 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
         if rep.step_fs is None and time is not None and step is not None and len(step) > 1 and step[-1] > step[0]:
             rep.step_fs = float((time[-1] - time[0]) / (step[-1] - step[0]))
             rep.step_source = f"{run.properties.name} time column"
+    if rep.temperature_k is None:
+        rep.temperature_k, rep.temperature_source = _manifest_temperature(run)
     if rep.volume_a3 is None and rep.cell is not None:
         rep.volume_a3, rep.volume_source = abs(float(np.linalg.det(rep.cell))), f"{run.velocities.name} cell"
     return rep

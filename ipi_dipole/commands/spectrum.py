@@ -74,6 +74,10 @@ def add_arguments(parser):
     parser.add_argument("--experiment", metavar="FILE",
                         help="measured spectrum to plot: refractiveindex.info YAML (n, k) or a two-column "
                              "table of wavenumber and alpha*n in cm^-1")
+    parser.add_argument("--reference-lines", metavar="NU",
+                        help="wavenumbers in cm^-1 to mark on the plot, e.g. harmonic frequencies (comma list)")
+    parser.add_argument("--reference-label", default="reference", metavar="TEXT",
+                        help="legend entry of --reference-lines (default 'reference')")
     parser.add_argument("--masses", metavar="M",
                         help="masses in Da, per species (O=15.999,H=2.014) or per atom (comma list); "
                              "used to turn momenta into velocities")
@@ -283,7 +287,9 @@ def run(args):
                 from ipi_dipole.analysis.experiment import read_experiment
 
                 experiment = read_experiment(args.experiment)
+            lines = _numbers(args.reference_lines, "--reference-lines") if args.reference_lines else ()
             plot_spectrum(args.plot, result, experiment=experiment, bands=bands, max_cm1=max_cm1,
+                          reference_lines=lines, reference_label=args.reference_label,
                           title=f"{info['estimator']}, T = {temps.mean():.4g} K, V = {vols.mean():.5g} A^3")
             print(f"wrote {args.plot}")
         elif args.experiment:
