@@ -1,4 +1,5 @@
-"""Readers of i-PI 3 output files, returning ipi-dipole's units (Angstrom, fs, e, K).
+"""Readers of i-PI 3 output files, returning ipi-dipole's units (Angstrom, fs, e, K), and the
+full-precision one-frame xyz writer for i-PI's ``<initialize><file>``.
 
 What i-PI writes (checked against the sources of i-PI 3.3, ``ipi/engine/outputs.py``):
 
@@ -19,7 +20,9 @@ What i-PI writes (checked against the sources of i-PI 3.3, ``ipi/engine/outputs.
   after the checkpoint: every reader keeps the last copy of each step, in step order.
   An incomplete last frame (a killed run) is dropped.
 
-Units are converted here, with :mod:`ipi.utils.units`, and nowhere else.
+Units are converted here, with :mod:`ipi.utils.units`, and nowhere else: the replicas
+modules (:mod:`ipi_dipole.replicas_source`, :mod:`ipi_dipole.replicas_prepare`) read and
+write i-PI files through this module too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ log = logging.getLogger("ipi_dipole.analysis")
 
 _EXTRAS_HEADER = re.compile(r"^[ \t]*#EXTRAS\w*\(([^)]*)\)#[ \t]*Step:[ \t]*(\d+)[^\n]*(?:\n|$)", re.M)
 _STEP = re.compile(r"Step:\s*(\d+)")
+#: the cell ``ipi.utils.io`` returns for an xyz comment line without ``CELL(...)``
+_NO_CELL = -np.eye(3)
 _XYZ_WHAT = re.compile(r"(\w+)\{([^}]*)\}")
 _COLUMN = re.compile(r"#\s*(?:column|cols\.)\s+(\d+)(?:-(\d+))?\s*-->\s*([^\s{(:]+)"
                      r"(?:\{([^}]*)\})?(?:\(([^)]*)\))?(?:\{([^}]*)\})?\s*:")
@@ -67,6 +72,26 @@ def fs_per_atomic_time() -> float:
 def convert(value, family: str, unit: str | None, target: str):
     """Convert ``value`` of an i-PI unit family from ``unit`` (None: atomic) to ``target``."""
     return np.asarray(value, dtype=float) * (_to_internal(family, unit) / _to_internal(family, target))
+
+
+def velocity_to_angstrom_per_fs(unit: str | None = "atomic_unit") -> float:
+    """Factor turning an i-PI velocity in ``unit`` into Angstrom/fs (Angstrom/fs divided by it: ``unit``)."""
+    au = _to_internal("velocity", unit)  # unit -> bohr per atomic time
+    return au * angstrom_per_bohr() / fs_per_atomic_time()
+
+
+def ipi_masses_dalton(symbols) -> np.ndarray:
+    """Masses (Da) i-PI gives these atom labels, so that i-PI's momenta match our velocities."""
+    from ipi.utils.units import Elements
+
+    return np.array([Elements.mass(s) for s in symbols]) / _to_internal("mass", "dalton")
+
+
+def drop_made_up_digits(x: float) -> float:
+    """``x`` to 8 significant digits: i-PI writes checkpoints and properties with 9, so a value
+    converted from another unit carries digits after the 8th that the round trip made up
+    (0.5 fs written as 2.06706865e+01 atomic units reads back as 0.499999996 fs)."""
+    return float(f"{x:.8g}")
 
 
 # ----------------------------------------------------------------------------- steps
@@ -100,9 +125,12 @@ class Series:
     symbols : list of str, optional
         Atom names (xyz trajectories).
     cells : array (T, 3, 3), optional
-        Cell per frame in Angstrom, lattice vectors as rows (xyz trajectories).
+        Cell per frame in Angstrom, lattice vectors as rows (xyz trajectories); all zero
+        for a frame whose comment line gives no cell.
     kind : str
         What the values are (``dipole``, ``BEC``, ``velocities``, ``positions``, ...).
+    steps_labelled : bool
+        False when the frames carry no ``Step:`` label and ``steps`` are frame indices.
     """
 
     steps: np.ndarray
@@ -112,6 +140,7 @@ class Series:
     symbols: list | None = None
     cells: np.ndarray | None = None
     notes: list = field(default_factory=list)
+    steps_labelled: bool = True
 
     def __len__(self):
         return len(self.steps)
@@ -276,6 +305,7 @@ def read_xyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
     cells = np.empty((n_frames, 3, 3))
     steps = np.empty(n_frames, dtype=int)
     comment = ""
+    labelled = True
     k = 0
     with open(path) as fh:
         try:
@@ -286,8 +316,11 @@ def read_xyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
                     raise InputError(f"{path}: frame {k} has {frame['natoms']} atoms, the first has {n_atoms}")
                 data[k] = np.reshape(frame["data"], (n_atoms, 3))
                 cells[k] = np.asarray(frame["cell"]).T
+                if np.array_equal(cells[k], _NO_CELL):
+                    cells[k] = 0.0  # i-PI's reader puts this in, in the file's units, when no CELL is given
                 m = _STEP.search(frame["comment"])
                 steps[k] = int(m.group(1)) if m else k
+                labelled = labelled and m is not None
                 if k == 0:
                     comment = frame["comment"]
                     symbols = [str(s) for s in frame["names"]]
@@ -328,7 +361,7 @@ def read_xyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
     for n in notes:
         log.info(n)
     return Series(steps=steps[keep], values=values[keep], path=path, kind=kind, symbols=symbols,
-                  cells=cells[keep], notes=notes)
+                  cells=cells[keep], notes=notes, steps_labelled=labelled)
 
 
 def read_extxyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
@@ -371,21 +404,45 @@ def read_extxyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
             values, kind = data, what
     else:
         raise InputError(f"{path}: no per-atom array '{what}' in the extended XYZ frames")
-    steps = []
+    steps, labelled = [], True
     for k, a in enumerate(frames):
         m = _STEP.search(str(a.info.get("ipi_comment", "")))
         steps.append(int(m.group(1)) if m else k)
+        labelled = labelled and m is not None
     steps = np.array(steps)
     cells = np.array([a.cell.array for a in frames])
     keep = keep_last_of_each_step(steps)
     return Series(steps=steps[keep], values=values[keep], path=path, kind=kind,
-                  symbols=frames[0].get_chemical_symbols(), cells=cells[keep])
+                  symbols=frames[0].get_chemical_symbols(), cells=cells[keep], steps_labelled=labelled)
 
 
-def velocity_to_angstrom_per_fs(unit: str | None = "atomic_unit") -> float:
-    """Factor turning an i-PI velocity in ``unit`` into Angstrom/fs."""
-    au = _to_internal("velocity", unit)  # unit -> bohr per atomic time
-    return au * angstrom_per_bohr() / fs_per_atomic_time()
+def write_ipi_xyz(path, symbols, values, h_angstrom, quantity: str, comment: str = ""):
+    """Write one frame in i-PI's xyz format, at full precision, for ``<file mode='xyz'>``.
+
+    i-PI's own writer (:func:`ipi.utils.io.print_file`) prints the cell as ``CELL(abcABC)``
+    with 5 decimals and the values with 6 significant digits: enough for a trajectory,
+    not for a starting frame whose energy must be conserved from its first step. i-PI's
+    reader takes the ``CELL(H)`` form written here as it is.
+
+    Parameters
+    ----------
+    symbols : list of str
+    values : array (N, 3)
+        In the unit named by ``quantity``.
+    h_angstrom : array (3, 3)
+        i-PI's cell matrix in Angstrom: lattice vectors as columns, upper triangular
+        (see :func:`ipi_dipole.replicas_prepare.to_ipi_cell`).
+    quantity : str
+        The quantity and its unit as i-PI tags them, e.g. ``"positions{angstrom}"``.
+    comment : str
+        Appended to the comment line (e.g. ``Step: N``).
+    """
+    h = " ".join(f"{x:.12f}" for x in np.asarray(h_angstrom).ravel())
+    with open(path, "w") as f:
+        f.write(f"{len(symbols)}\n")
+        f.write(f"# CELL(H): {h}  {quantity}  cell{{angstrom}}  {comment}\n")
+        for s, (x, y, z) in zip(symbols, np.asarray(values)):
+            f.write(f"{s:>4s} {x: .12e} {y: .12e} {z: .12e}\n")
 
 
 # ----------------------------------------------------------------------------- properties
@@ -409,6 +466,30 @@ class Properties:
             return None
         return convert(self.columns[name], family, self.units.get(name), target)
 
+    def timestep_fs(self) -> float | None:
+        """MD time per i-PI step (fs) from the ``time`` and ``step`` columns; None without them."""
+        time = self.get("time", "time", "femtosecond")
+        step = self.columns.get("step")
+        if time is None or step is None or len(step) < 2 or step[-1] <= step[0]:
+            return None
+        return drop_made_up_digits(float((time[-1] - time[0]) / (step[-1] - step[0])))
+
+
+def property_column(line: str) -> tuple[int, int, str, str | None] | None:
+    """``(first, end, name, unit)`` of a properties header line ``# column N --> name{unit} : ...``.
+
+    ``first:end`` are the 0-based columns the property fills (``# cols. 3-5`` for a
+    vector); ``unit`` is None when the header gives none (atomic units). None for any
+    other line.
+    """
+    m = _COLUMN.match(line)
+    if not m:
+        return None
+    start, end, name, u1, args, u2 = m.groups()
+    if args:
+        name = f"{name}({args})"
+    return int(start) - 1, int(end or start), name, u2 or u1
+
 
 def read_properties(path) -> Properties:
     """Read an i-PI properties file (``# column N --> name{unit} : description`` header).
@@ -419,17 +500,17 @@ def read_properties(path) -> Properties:
     path = Path(path)
     specs = []
     data_lines = []
-    with open(path) as fh:
-        for line in fh:
-            if line.startswith("#"):
-                m = _COLUMN.match(line)
-                if m:
-                    start, end, name, u1, args, u2 = m.groups()
-                    if args:
-                        name = f"{name}({args})"
-                    specs.append((int(start) - 1, int(end or start), name, u2 or u1))
-            elif line.strip():
-                data_lines.append(line)
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith("#"):
+                    spec = property_column(line)
+                    if spec:
+                        specs.append(spec)
+                elif line.strip():
+                    data_lines.append(line)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
     if not specs:
         raise InputError(f"{path}: no '# column N --> name' header: not an i-PI properties file")
     n_cols = max(end for _, end, _, _ in specs)
@@ -458,7 +539,27 @@ def read_properties(path) -> Properties:
 
 @dataclass
 class IpiInput:
-    """What the analysis needs from an i-PI input (or checkpoint) XML."""
+    """What the analysis and the replicas need from an i-PI input (or checkpoint) XML.
+
+    Attributes
+    ----------
+    prefix : str
+        ``<output prefix>`` (i-PI's default ``i-pi``).
+    timestep_fs : float or None
+        ``<dynamics><timestep>`` in fs.
+    temperature_k : float or None
+        The ensemble temperature, or else the one velocities were drawn at (K).
+    temperature_source : str or None
+        Which of the two, for messages.
+    ensemble_temperature_k : float or None
+        ``<ensemble><temperature>`` alone (K): the thermostat's, None for NVE.
+    is_checkpoint : bool
+        A checkpoint (beads or a ``<step>``) rather than an input.
+    step : int
+        ``<step>`` of a checkpoint (i-PI leaves it out at step 0).
+    total_steps : int or None
+        ``<total_steps>``.
+    """
 
     path: Path
     prefix: str
@@ -468,48 +569,77 @@ class IpiInput:
     is_checkpoint: bool
     nbeads: int | None = None
     fixcom: bool = True
+    ensemble_temperature_k: float | None = None
+    step: int = 0
+    total_steps: int | None = None
 
 
 def read_ipi_input(path) -> IpiInput:
-    """Read the output prefix, MD time step and ensemble temperature of an i-PI XML file.
+    """Read an i-PI input or checkpoint XML (see :class:`IpiInput`).
 
     Values without a ``units`` attribute are in atomic units (i-PI's rule; checkpoints are
-    written that way). The temperature is the ensemble's (``<ensemble><temperature>``), or
-    else the one velocities were drawn at (``<velocities mode='thermal'>``).
+    written that way); a value converted from another unit keeps 8 significant digits
+    (:func:`drop_made_up_digits`). The temperature is the ensemble's
+    (``<ensemble><temperature>``), or else the one velocities were drawn at
+    (``<velocities mode='thermal'>``).
     """
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, OSError) as exc:
         raise InputError(f"{path}: cannot parse the i-PI XML: {exc}") from None
+    return ipi_input_from_root(root, path)
+
+
+def ipi_input_from_root(root: ET.Element, path) -> IpiInput:
+    """:func:`read_ipi_input` of an XML already parsed (``root`` is its root element)."""
+    path = Path(path)
     if root.tag != "simulation":
         raise InputError(f"{path}: not an i-PI input (root element <{root.tag}>)")
 
     def value(elem, family, target):
         try:
-            return float(convert(float(elem.text.strip()), family, elem.get("units"), target))
+            number = float(elem.text.strip())
         except (AttributeError, ValueError):
             raise InputError(f"{path}: <{elem.tag}> is not a number: {elem.text!r}") from None
+        unit = elem.get("units")
+        converted = float(convert(number, family, unit, target))
+        return converted if unit == target else drop_made_up_digits(converted)
+
+    def integer(text, what, default=None):
+        if not (text or "").strip():
+            return default
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise InputError(f"{path}: {what} is not an integer: {text!r}") from None
+
+    def element_text(tag):
+        el = root.find(tag)
+        return None if el is None else el.text
 
     output = root.find("output")
     prefix = output.get("prefix", "i-pi").strip() if output is not None else "i-pi"
     ts = root.find(".//motion/dynamics/timestep")
     timestep = value(ts, "time", "femtosecond") if ts is not None else None
-    temperature, source = None, None
+    temperature, source, ensemble = None, None, None
     t = root.find(".//ensemble/temperature")
     if t is not None and value(t, "temperature", "kelvin") > 0:
-        temperature, source = value(t, "temperature", "kelvin"), f"{path.name} <ensemble><temperature>"
+        ensemble = value(t, "temperature", "kelvin")
+        temperature, source = ensemble, f"{path.name} <ensemble><temperature>"
     else:
         t = root.find(".//initialize/velocities[@mode='thermal']")
         if t is not None:
             temperature, source = value(t, "temperature", "kelvin"), f"{path.name} <velocities mode='thermal'>"
     init = root.find(".//initialize")
-    nbeads = int(init.get("nbeads")) if init is not None and init.get("nbeads") else None
+    nbeads = integer(init.get("nbeads"), "<initialize nbeads>") if init is not None else None
     is_checkpoint = root.find(".//beads") is not None or root.find("step") is not None
-    fixcom = root.find(".//motion/fixcom")
-    fixcom = True if fixcom is None else fixcom.text.strip().lower() in ("true", "1", "yes")
+    fixcom = (element_text(".//motion/fixcom") or "").strip().lower()
+    fixcom = fixcom in ("", "true", "1", "yes")  # i-PI fixes the centre of mass unless told not to
     return IpiInput(path=path, prefix=prefix, timestep_fs=timestep, temperature_k=temperature,
-                    temperature_source=source, is_checkpoint=is_checkpoint, nbeads=nbeads, fixcom=fixcom)
+                    temperature_source=source, is_checkpoint=is_checkpoint, nbeads=nbeads, fixcom=fixcom,
+                    ensemble_temperature_k=ensemble, step=integer(element_text("step"), "<step>", 0),
+                    total_steps=integer(element_text("total_steps"), "<total_steps>"))
 
 
 # ----------------------------------------------------------------------------- sniffing
@@ -530,14 +660,15 @@ def sniff(path) -> tuple[str, str] | None:
         return None
     if b"\0" in head:
         return None
-    text = head.decode("utf-8", errors="replace")
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
     if not lines:
         return None
-    m = _EXTRAS_HEADER.match(lines[0] + "\n")
+    opening = text.lstrip()  # i-PI indents the extras header; blank lines before a header are harmless
+    m = _EXTRAS_HEADER.match(opening.split("\n", 1)[0] + "\n")
     if m:
         return "extras", m.group(1)
-    if re.match(r"#\s*(column|cols\.)\s+\d", lines[0]):
+    if re.match(r"#\s*(column|cols\.)\s+\d", opening):
         return "properties", ""
     first = lines[0].split()
     if len(first) == 1 and first[0].isdigit() and len(lines) > 1:
@@ -550,6 +681,6 @@ def sniff(path) -> tuple[str, str] | None:
         tags = [w for w, _ in _XYZ_WHAT.findall(lines[1]) if w != "cell"]
         if tags or "CELL" in lines[1]:
             return "xyz", tags[0] if tags else "positions"
-    if "<simulation" in text:
+    if opening.startswith("<") and "<simulation" in text:  # not a script that mentions one
         return "ipi-xml", ""
     return None

@@ -223,8 +223,8 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
         rep.velocities = ipi_output.read_xyz_trajectory(run.velocities, masses_da=masses_da)
         rep.symbols = rep.velocities.symbols
         rep.cell = rep.velocities.cells.mean(axis=0)
-        if np.allclose(rep.cell, -np.eye(3) * ipi_output.angstrom_per_bohr()):
-            rep.cell = None  # i-PI's placeholder for "no cell"
+        if not np.any(rep.cell):
+            rep.cell = None  # the comment lines give no cell
     if rep.bec is not None and rep.velocities is not None:
         nb, nv = rep.bec.values.shape[1], rep.velocities.values.shape[1]
         if nb != nv:
@@ -248,11 +248,8 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
         vol = props.get("volume", "volume", "angstrom3")
         if vol is not None and len(vol):
             rep.volume_a3, rep.volume_source = float(np.mean(vol)), f"{run.properties.name} volume column (mean)"
-        time = props.get("time", "time", "femtosecond")
-        step = props.columns.get("step")
-        if rep.step_fs is None and time is not None and step is not None and len(step) > 1 and step[-1] > step[0]:
-            rep.step_fs = float((time[-1] - time[0]) / (step[-1] - step[0]))
-            rep.step_source = f"{run.properties.name} time column"
+        if rep.step_fs is None and props.timestep_fs():
+            rep.step_fs, rep.step_source = props.timestep_fs(), f"{run.properties.name} time column"
     if rep.temperature_k is None:
         rep.temperature_k, rep.temperature_source = _manifest_temperature(run)
     if rep.volume_a3 is None and rep.cell is not None:

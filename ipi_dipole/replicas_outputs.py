@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from .analysis import ipi_output
 from .errors import InputError
 
 #: the soft-exit checkpoint that i-PI writes in its working directory
@@ -161,9 +162,9 @@ def _step_column(path: Path) -> int | None:
                 if raw.strip():
                     break
                 continue
-            m = re.match(rb"#\s*col(?:umn|s\.)\s+(\d+)(?:-\d+)?\s+-->\s*step\b", raw)
-            if m:
-                return int(m.group(1)) - 1
+            spec = ipi_output.property_column(raw.decode("utf-8", "replace"))
+            if spec and spec[2] == "step":
+                return spec[0]
         else:
             return None
     raise InputError(f"{path}: the properties file has no 'step' column; cannot locate steps")
@@ -391,14 +392,10 @@ class Checkpoint:
 def read_checkpoint(path: Path) -> Checkpoint | None:
     """Step and total steps of an i-PI checkpoint; None when it is unreadable (cut short by a kill)."""
     try:
-        root = ET.parse(path).getroot()
-        step = int(_text(root.find("step"), "0"))
-        total = int(_text(root.find("total_steps"), "0"))
-    except (ET.ParseError, OSError, ValueError):
+        chk = ipi_output.read_ipi_input(path)
+    except InputError:
         return None
-    if root.tag != "simulation":
-        return None
-    return Checkpoint(Path(path), step, total)
+    return Checkpoint(Path(path), chk.step, chk.total_steps or 0)
 
 
 def checkpoints(input_xml: Path, directory: Path) -> list[Checkpoint]:

@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import replicas_outputs as ro
 from . import replicas_select as sel
 from . import replicas_source as src
+from .analysis import ipi_output
 from .errors import InputError
-from .replicas_outputs import TRIMMABLE_FORMATS
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "ipi-dipole replicas 1"
@@ -80,9 +81,9 @@ def read_template(path: Path) -> ET.ElementTree:
     for el in root.iter("trajectory"):
         what = (el.text or "").strip()
         fmt = el.get("format", "xyz")
-        if not what.startswith("extras") and fmt not in TRIMMABLE_FORMATS:
+        if not what.startswith("extras") and fmt not in ro.TRIMMABLE_FORMATS:
             raise InputError(f"{path}: <trajectory format='{fmt}'> cannot be resumed exactly "
-                             f"after a kill; use one of {', '.join(TRIMMABLE_FORMATS)}")
+                             f"after a kill; use one of {', '.join(ro.TRIMMABLE_FORMATS)}")
     return tree
 
 
@@ -206,16 +207,6 @@ def edit_template(tree: ET.ElementTree, template_dir: Path, r: ReplicaSettings,
     return tree
 
 
-def _template_steps(root) -> int | None:
-    el = root.find("total_steps")
-    return int(el.text) if el is not None and (el.text or "").strip() else None
-
-
-def _template_checkpoint_stride(root) -> int | None:
-    el = root.find("output/checkpoint")
-    return int(el.get("stride", "1")) if el is not None else None
-
-
 def _template_port(root) -> int | None:
     el = root.find("ffsocket/port")
     return int(el.text) if el is not None and (el.text or "").strip() else None
@@ -244,16 +235,6 @@ def to_ipi_cell(positions, velocities, cell):
     rot = np.linalg.solve(np.asarray(cell, float), h.T)  # row vectors: x_new = x_old @ rot
     new_v = None if velocities is None else velocities @ rot
     return positions @ rot, new_v, h
-
-
-def write_ipi_xyz(path: Path, symbols, values, h_angstrom, quantity: str, comment: str = ""):
-    """One frame in i-PI's xyz format with a full-precision ``CELL(H)`` comment."""
-    h = " ".join(f"{x:.12f}" for x in np.asarray(h_angstrom).ravel())
-    with open(path, "w") as f:
-        f.write(f"{len(symbols)}\n")
-        f.write(f"# CELL(H): {h}  {quantity}  cell{{angstrom}}  {comment}\n")
-        for s, (x, y, z) in zip(symbols, np.asarray(values)):
-            f.write(f"{s:>4s} {x: .12e} {y: .12e} {z: .12e}\n")
 
 
 # -------------------------------------------------------------------- main procedure
@@ -293,10 +274,11 @@ class Source:
     frames: list
     times_ps: np.ndarray
     info: src.RunInfo
-    properties: src.Properties | None
+    properties: ipi_output.Properties | None
     properties_path: Path | None
     velocity_path: Path | None  # an i-PI velocity trajectory, when velocities come from one
     trajectory_velocities: bool  # velocities from the run (frames or velocity_path), not drawn
+    velocities_by_step: dict | None = None  # Angstrom/fs, read from velocity_path
 
 
 def prepare(opts: PrepareOptions) -> dict:
@@ -310,6 +292,7 @@ def prepare(opts: PrepareOptions) -> dict:
     if run_dir.exists() and any(p.name.startswith("replica_") for p in run_dir.iterdir()) and not opts.force:
         raise InputError(f"{run_dir}: holds replica directories already (use --force to overwrite them)")
     mode = forcefield_mode(root)
+    template_info = ipi_output.read_ipi_input(template_path)
     slow = [el.get("filename", el.tag) for el in root.iter() if el.tag in ("properties", "trajectory")
             and int(el.get("flush", "1")) != 1]
     if slow:
@@ -318,10 +301,11 @@ def prepare(opts: PrepareOptions) -> dict:
     if mode == "socket" and not opts.driver:
         raise InputError(f"{template_path}: the template uses <ffsocket>; give --driver 'COMMAND' "
                          f"(with {{address}} or {{port}}) so that 'replicas run' can start one per replica")
-    steps = opts.steps or _template_steps(root)
+    steps = opts.steps or template_info.total_steps
     if not steps or steps < 1:
         raise InputError(f"{template_path}: no <total_steps>; give --steps")
-    stride = opts.checkpoint_stride or _template_checkpoint_stride(root) or \
+    template_checkpoint = ro.read_outputs(template_path)[1]
+    stride = opts.checkpoint_stride or (template_checkpoint or {}).get("stride") or \
         max(1, min(DEFAULT_CHECKPOINT_STRIDE, steps // 10))
 
     source = read_source(opts)
@@ -336,10 +320,7 @@ def prepare(opts: PrepareOptions) -> dict:
     _make_run_dir(run_dir, opts.force)
     replicas = write_replicas(run_dir, tree, template_path, source, picked, seed, steps, stride, mode)
 
-    dt = root.find("system/motion/dynamics/timestep")
-    nve_dt = None
-    if dt is not None and (dt.text or "").strip():
-        nve_dt = src._xml_quantity(dt, "time") / src.au_time_per_fs()
+    nve_dt = template_info.timestep_fs
     manifest = {
         "format": MANIFEST_FORMAT,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -386,7 +367,7 @@ def read_source(opts: PrepareOptions) -> Source:
     _say(opts, f"read {len(frames)} frames of {natoms} atoms from {', '.join(map(str, traj))}")
 
     props_path = opts.properties or src.find_properties(traj[0])
-    props = src.read_properties(props_path) if props_path else None
+    props = ipi_output.read_properties(props_path) if props_path else None
     info = src.run_info(traj[0], props, src.find_run_xml(traj[0]))
     if opts.equil_timestep_fs:
         info.timestep_fs, info.notes["timestep"] = opts.equil_timestep_fs, "--equil-timestep-fs"
@@ -401,9 +382,10 @@ def read_source(opts: PrepareOptions) -> Source:
     if opts.velocities == "from-trajectory" and not use_traj_v:
         raise InputError(f"{traj[0]}: no velocities found (no momenta in the frames, no i-PI velocity "
                          f"trajectory beside it): give --velocity-trajectory or --velocities maxwell-boltzmann")
+    vel_by_step = None
     if use_traj_v and not have_frame_velocities:
-        vsteps = {s for _, s in src._xyz_index(vel_path)}
-        frames = [f for f in frames if f.step in vsteps]
+        vel_by_step = src.read_velocity_frames(vel_path)
+        frames = [f for f in frames if f.step in vel_by_step]
         if not frames:
             raise InputError(f"{vel_path}: no frame shares a step with {traj[0]}")
         _say(opts, f"velocities from {vel_path} ({len(frames)} frames with both positions and velocities)")
@@ -422,7 +404,7 @@ def read_source(opts: PrepareOptions) -> Source:
         raise InputError(f"{traj[0]}: frames carry no step numbers: give --frame-interval-fs")
     order = np.argsort(times_ps, kind="stable")
     return Source(traj, [frames[i] for i in order], times_ps[order], info, props, props_path,
-                  vel_path, use_traj_v)
+                  vel_path, use_traj_v, vel_by_step)
 
 
 def choose_frames(source: Source, opts: PrepareOptions) -> tuple[np.ndarray, dict]:
@@ -468,10 +450,7 @@ def _make_run_dir(run_dir: Path, force: bool):
 
 def write_replicas(run_dir, tree, template_path, source: Source, picked, seed, steps, stride, mode) -> list:
     """One directory per starting frame: start.xyz and input.xml. Returns the manifest entries."""
-    frames, times_ps = source.frames, source.times_ps
-    vel_by_step = None
-    if source.velocity_path is not None:
-        vel_by_step = src.read_velocity_frames(source.velocity_path, {frames[i].step for i in picked})
+    frames, times_ps, vel_by_step = source.frames, source.times_ps, source.velocities_by_step
     children = np.random.SeedSequence(seed).spawn(len(picked))
     run_hash = hashlib.sha1(str(run_dir).encode()).hexdigest()[:6]
     base_port = _template_port(tree.getroot())
@@ -482,7 +461,7 @@ def write_replicas(run_dir, tree, template_path, source: Source, picked, seed, s
         rdir = run_dir / name
         rdir.mkdir(exist_ok=True)
         rseed = int(children[k].generate_state(1)[0] % (2 ** 31 - 1)) or 1
-        masses = src.ipi_masses_dalton(fr.symbols)
+        masses = ipi_output.ipi_masses_dalton(fr.symbols)
         if source.trajectory_velocities:
             v = fr.velocities if fr.velocities is not None else vel_by_step[fr.step]
             v = sel.remove_total_momentum(v, masses)
@@ -497,12 +476,12 @@ def write_replicas(run_dir, tree, template_path, source: Source, picked, seed, s
             note = f"frame without a cell: cubic vacuum box of {VACUUM_PADDING} A padding"
         pos, vel, h = to_ipi_cell(fr.positions, v, cell)
         comment = f"Step: {fr.step} from {fr.origin}" if fr.step is not None else f"from {fr.origin}"
-        write_ipi_xyz(rdir / START_POSITIONS, fr.symbols, pos, h, "positions{angstrom}", comment)
+        ipi_output.write_ipi_xyz(rdir / START_POSITIONS, fr.symbols, pos, h, "positions{angstrom}", comment)
         settings = ReplicaSettings(name, rseed, steps, stride)
         if mode == "socket":
             settings.address = f"ipid{run_hash}_{k:03d}"
             settings.port = None if base_port is None else base_port + k
-        edited = edit_template(tree, template_path.parent, settings, vel * src.au_velocity_per_angstrom_per_fs())
+        edited = edit_template(tree, template_path.parent, settings, vel / ipi_output.velocity_to_angstrom_per_fs())
         ET.indent(edited, space="  ")
         edited.write(rdir / INPUT, encoding="unicode", xml_declaration=False)
         entry = {
@@ -525,13 +504,13 @@ def _separation_from_correlation(traj, props, info, opts):
     series, what, where = None, None, None
     dip = src.find_dipole_extras(traj)
     if dip is not None:
-        steps, m = src.read_dipole_series(dip)
-        if len(steps) > 10:
-            series, what, where = (steps, m), "dipole", dip
+        dipole = ipi_output.read_extras(dip, "dipole")
+        if len(dipole) > 10:
+            series, what, where = (dipole.steps, dipole.values), "dipole", dip
     if series is None and props is not None:
-        step, _ = props.column("step")
+        step = props.columns.get("step")
         for col in ("potential", "conserved", "kinetic_md"):
-            y, _ = props.column(col)
+            y = props.columns.get(col)
             if step is not None and y is not None and len(y) > 10:
                 series, what, where = (step, y), f"{col} energy" if col != "conserved" else col, props.path
                 break
@@ -541,10 +520,8 @@ def _separation_from_correlation(traj, props, info, opts):
     if not info.timestep_fs:
         raise InputError(f"{traj}: cannot tell the time step of the run: give --equil-timestep-fs "
                          f"or --min-separation-ps")
-    steps, y = series
+    steps, y = series  # one record per step, in order: the readers keep the last copy of a repeated step
     steps = np.asarray(steps, float)
-    _, first = np.unique(steps, return_index=True)  # a resumed run may repeat steps
-    steps, y = steps[first], np.asarray(y)[first]
     dstep = np.median(np.diff(steps))
     tau_samples, reliable = sel.integrated_time(y)
     tau_ps = tau_samples * dstep * info.timestep_fs / 1000.0

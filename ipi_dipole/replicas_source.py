@@ -2,24 +2,27 @@
 
 What is read, and from where:
 
-- frames (positions, cell, step) from an i-PI xyz/pdb trajectory (``ipi.utils.io``), an
-  extended-XYZ file (``ase.io``, including i-PI's ``format='ase'``), or a list of i-PI
-  checkpoint files (full-precision positions and momenta: ``<checkpoint overwrite='false'>``);
-- velocities from an i-PI velocity trajectory with the same steps, the ``momenta`` or
-  ``velocities`` arrays of an extended-XYZ file, or the checkpoints' momenta;
+- frames (positions, cell, step) from an i-PI xyz trajectory or ``format='ase'`` extended
+  XYZ (:func:`ipi_dipole.analysis.ipi_output.read_xyz_trajectory`), an i-PI pdb trajectory
+  (``ipi.utils.io``), any other extended-XYZ or ASE-readable file (``ase.io``), or a list
+  of i-PI checkpoint files (full-precision positions and momenta: ``<checkpoint
+  overwrite='false'>``);
+- velocities from an i-PI velocity (or momentum) trajectory with the same steps, the
+  ``momenta`` or ``velocities`` arrays of an extended-XYZ file, or the checkpoints' momenta;
 - the time step and temperature from an i-PI XML (the run's input or a checkpoint) or
   the properties file beside the trajectory;
-- time series for the correlation time: the ``dipole`` extras (i-PI ``#EXTRAS(dipole)#``
-  files) or the potential energy column of the properties file.
+- time series for the correlation time: the ``dipole`` extras or the potential energy
+  column of the properties file.
 
-Files beside the trajectory are recognised by their content, not their names.
-Units inside: Angstrom, fs, Kelvin; velocities in Angstrom/fs. i-PI's atomic units are
-converted here, with ``ipi.utils.units``.
+Files beside the trajectory are recognised by their content
+(:func:`ipi_dipole.analysis.ipi_output.sniff`), not their names. i-PI's files are read,
+and its atomic units converted, by :mod:`ipi_dipole.analysis.ipi_output`; what is left
+here is choosing the files of the run and turning them into frames.
+Units inside: Angstrom, fs, Kelvin; velocities in Angstrom/fs.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -27,35 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .analysis import ipi_output
 from .errors import InputError
 
 _STEP_RE = re.compile(r"Step:\s*(\d+)")
-
-
-def _au(dimension: str, unit: str, value=1.0):
-    from ipi.utils.units import unit_to_internal
-
-    return unit_to_internal(dimension, unit, value)
-
-
-def bohr_per_angstrom() -> float:
-    return _au("length", "angstrom")
-
-
-def au_time_per_fs() -> float:
-    return _au("time", "femtosecond")
-
-
-def au_velocity_per_angstrom_per_fs() -> float:
-    """i-PI velocity (bohr per atomic time unit) of 1 Angstrom/fs."""
-    return bohr_per_angstrom() / au_time_per_fs()
-
-
-def ipi_masses_dalton(symbols) -> np.ndarray:
-    """Masses (Dalton) i-PI gives these labels, so that i-PI's momenta match our velocities."""
-    from ipi.utils.units import Constants, Elements
-
-    return np.array([Elements.mass(s) / Constants.amu for s in symbols])
 
 
 @dataclass
@@ -96,36 +74,9 @@ class RunInfo:
 
 # ----------------------------------------------------------------------------- files
 
-def _head(path: Path, n=4096) -> str:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n).decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def is_ipi_xml(path: Path) -> bool:
-    head = _head(path).lstrip()
-    return head.startswith("<") and "<simulation" in head
-
-
-def is_properties(path: Path) -> bool:
-    return bool(re.match(r"\s*#\s*col(umn|s\.)\s+\d+", _head(path, 400)))
-
-
-def is_dipole_extras(path: Path) -> bool:
-    return bool(re.match(r"\s*#EXTRAS\w*\(dipole\)#", _head(path, 200)))
-
-
-def xyz_quantity(path: Path) -> str | None:
-    """The i-PI quantity of an xyz trajectory (``positions``, ``velocities``, ...) from its comment line."""
-    lines = _head(path, 2000).splitlines()
-    if len(lines) < 2 or not lines[0].strip().isdigit():
-        return None
-    m = re.search(r"(\w+)\{\w*\}", re.sub(r"cell\{\w*\}", "", lines[1]))
-    if m:
-        return m.group(1)
-    return "positions" if "CELL" in lines[1] else None
+def _kind(path: Path) -> tuple[str | None, str | None]:
+    """What i-PI file ``path`` is (:func:`ipi_output.sniff`); ``(None, None)`` for anything else."""
+    return ipi_output.sniff(path) or (None, None)
 
 
 def _siblings(path: Path) -> list[Path]:
@@ -150,82 +101,47 @@ def read_frames(paths: list[Path]) -> list[Frame]:
     for p in paths:
         if not p.is_file():
             raise InputError(f"{p}: no such file")
-    if all(is_ipi_xml(p) for p in paths):
+    if all(_kind(p)[0] == "ipi-xml" for p in paths):
         frames = [read_checkpoint_frame(p) for p in paths]
         return sorted(frames, key=lambda f: f.step)
     if len(paths) > 1:
         raise InputError(f"{paths[1]}: give one trajectory file, or several i-PI checkpoint files")
     path = paths[0]
-    if is_ipi_xml(path):
-        return [read_checkpoint_frame(path)]
-    suffix = path.suffix.lower()
-    if suffix == ".pdb":
-        return _read_ipi_frames(path, "pdb")
-    if suffix in (".xyz", ".extxyz"):
-        head = _head(path, 2000).splitlines()
-        if len(head) > 1 and "CELL" in head[1] and "Properties=" not in head[1]:
-            return _read_ipi_frames(path, "xyz")
-        return _read_ase_frames(path)
+    kind, quantity = _kind(path)
+    if kind == "xyz":
+        return _read_ipi_xyz_frames(path, quantity)
+    if path.suffix.lower() == ".pdb":
+        return _read_ipi_pdb_frames(path)
     return _read_ase_frames(path)
 
 
-def _xyz_index(path: Path) -> list[tuple[int, int | None]]:
-    """(byte offset, step) of every frame of an xyz file, without parsing atoms."""
-    index = []
-    with open(path, "rb") as f:
-        while True:
-            offset = f.tell()
-            line = f.readline()
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                natoms = int(line)
-            except ValueError:
-                raise InputError(f"{path}: expected an atom count at byte {offset}, got {line[:40]!r}")
-            comment = f.readline().decode("utf-8", "replace")
-            m = _STEP_RE.search(comment)
-            for _ in range(natoms):
-                if not f.readline():
-                    return index  # a last frame cut short is left out
-            index.append((offset, int(m.group(1)) if m else None))
-    return index
+def _read_ipi_xyz_frames(path: Path, quantity: str) -> list[Frame]:
+    """Frames of an i-PI positions trajectory (xyz, or extended XYZ from ``format='ase'``)."""
+    if quantity != "positions":
+        raise InputError(f"{path}: an i-PI trajectory of {quantity}, not of positions: give the positions "
+                         f"trajectory (the {quantity} are found beside it)")
+    traj = ipi_output.read_xyz_trajectory(path)
+    steps = [int(s) if traj.steps_labelled else None for s in traj.steps]
+    return [Frame(list(traj.symbols), traj.values[k], traj.cells[k], step, None,
+                  f"{path}:{step if traj.steps_labelled else k}")
+            for k, step in enumerate(steps)]
 
 
-def _read_ipi_frames(path: Path, mode: str, only: set | None = None) -> list[Frame]:
-    from ipi.utils.io import iter_file, read_file
+def _read_ipi_pdb_frames(path: Path) -> list[Frame]:
+    from ipi.utils.io import iter_file
 
-    a2b = bohr_per_angstrom()
+    bohr = ipi_output.angstrom_per_bohr()
     frames = []
-    if mode == "xyz":
-        entries = [(o, s) for o, s in _xyz_index(path) if only is None or s in only]
-        with open(path, "rb") as raw:
-            for i, (offset, step) in enumerate(entries):
-                raw.seek(offset)
-                text = io.TextIOWrapper(raw, encoding="utf-8")
-                try:
-                    d = read_file("xyz", text)
-                finally:
-                    text.detach()
-                frames.append(_frame_from_ipi(d, a2b, step, f"{path}:{step}"))
-        return frames
     with open(path) as f:
-        for i, d in enumerate(iter_file(mode, f)):
+        for i, d in enumerate(iter_file("pdb", f)):
             m = _STEP_RE.search(d.get("comment", "") or "")
-            step = int(m.group(1)) if m else None
-            if only is None or step in only:
-                frames.append(_frame_from_ipi(d, a2b, step, f"{path}:{i}"))
+            h = np.asarray(d["cell"].h, float) * bohr
+            if np.allclose(np.abs(h), np.eye(3) * bohr):  # i-PI's placeholder when no cell is given
+                h = np.zeros((3, 3))
+            q = np.asarray(d["atoms"].q, float).reshape(-1, 3) * bohr
+            frames.append(Frame(list(d["atoms"].names), q, h.T.copy(), int(m.group(1)) if m else None,
+                                None, f"{path}:{i}"))
     return frames
-
-
-def _frame_from_ipi(d, a2b, step, origin) -> Frame:
-    atoms, cell = d["atoms"], d["cell"]
-    q = np.asarray(atoms.q, float).reshape(-1, 3) / a2b
-    h = np.asarray(cell.h, float) / a2b
-    if np.allclose(np.abs(h), np.eye(3) / a2b):  # i-PI's placeholder when no cell is given
-        h = np.zeros((3, 3))
-    return Frame(list(atoms.names), q, h.T.copy(), step, None, origin)
 
 
 def _read_ase_frames(path: Path) -> list[Frame]:
@@ -266,13 +182,12 @@ def read_checkpoint_frame(path: Path) -> Frame:
         m = read_array(float, beads.find("m").text)
         names = [str(n) for n in read_array(str, beads.find("names").text)]
         h = read_array(float, root.find("system/cell").text).reshape(3, 3)
-        step_el = root.find("step")  # i-PI leaves it out at step 0
-        step = int(step_el.text) if step_el is not None and (step_el.text or "").strip() else 0
     except (ET.ParseError, AttributeError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: not a readable i-PI checkpoint ({exc})") from exc
-    a2b = bohr_per_angstrom()
-    vel = (p / m[:, None]) / au_velocity_per_angstrom_per_fs()
-    return Frame(names, q / a2b, (h / a2b).T.copy(), step, vel, f"{path}")
+    step = ipi_output.ipi_input_from_root(root, path).step
+    bohr = ipi_output.angstrom_per_bohr()
+    vel = (p / m[:, None]) * ipi_output.velocity_to_angstrom_per_fs()
+    return Frame(names, q * bohr, (h * bohr).T.copy(), step, vel, f"{path}")
 
 
 def find_velocity_trajectory(path: Path, natoms: int) -> Path | None:
@@ -281,151 +196,72 @@ def find_velocity_trajectory(path: Path, natoms: int) -> Path | None:
     for p in _siblings(path):
         if p.suffix.lower() not in (".xyz", ".extxyz") or p.resolve() == Path(path).resolve():
             continue
-        if xyz_quantity(p) == "velocities":
-            head = _head(p, 100).split()
-            if head and head[0] == str(natoms):
+        if _kind(p) == ("xyz", "velocities"):
+            with open(p, "rb") as f:
+                count = f.readline().split()
+            if count and count[0] == str(natoms).encode():
                 found.append(p)
     found = _prefer_same_prefix(path, found)
     return found[0] if len(found) == 1 else None
 
 
-def read_velocity_frames(path: Path, steps: set | None = None) -> dict[int, np.ndarray]:
-    """Velocities (Angstrom/fs) of an i-PI velocity trajectory, by step."""
-    if xyz_quantity(path) != "velocities":
+def read_velocity_frames(path: Path) -> dict[int, np.ndarray]:
+    """Velocities (Angstrom/fs) of an i-PI velocity (or momentum) trajectory, by step."""
+    if _kind(path)[0] != "xyz":
         raise InputError(f"{path}: not an i-PI velocity trajectory (no 'velocities{{...}}' in its comment line)")
-    out = {}
-    a2b = au_velocity_per_angstrom_per_fs()
-    for fr in _read_ipi_frames(path, "xyz", only=steps):
-        if fr.step is None:
-            raise InputError(f"{path}: frames carry no 'Step:' label; cannot match them to positions")
-        # _frame_from_ipi divided by the length factor; undo it and convert velocity units
-        out[fr.step] = fr.positions * bohr_per_angstrom() / a2b
-    return out
+    traj = ipi_output.read_xyz_trajectory(path)
+    if traj.kind != "velocities":
+        raise InputError(f"{path}: not an i-PI velocity trajectory (it holds {traj.kind})")
+    if not traj.steps_labelled:
+        raise InputError(f"{path}: frames carry no 'Step:' label; cannot match them to positions")
+    return {int(s): v for s, v in zip(traj.steps, traj.values)}
 
 
 # ------------------------------------------------------------------------- run info
 
-def _xml_quantity(el, dimension):
-    if el is None or not (el.text or "").strip():
-        return None
-    return _au(dimension, el.get("units", "atomic_unit"), float(el.text))
-
-
-def _round(x: float) -> float:
-    """Drop the digits that i-PI's 9-digit files and unit round trips make up."""
-    return float(f"{x:.8g}")
-
-
-def read_xml_info(path: Path) -> RunInfo:
-    """Time step and thermostat temperature of an i-PI input or checkpoint."""
-    info = RunInfo()
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError:
-        return info
-    dt = _xml_quantity(root.find("system/motion/dynamics/timestep"), "time")
-    if dt:
-        info.timestep_fs = _round(dt / au_time_per_fs())
-        info.notes["timestep"] = f"{path} <timestep>"
-    t = _xml_quantity(root.find("system/ensemble/temperature"), "temperature")
-    if t and t > 0:
-        info.temperature_K = _round(t / _au("temperature", "kelvin"))
-        info.notes["temperature"] = f"{path} <ensemble><temperature>"
-    return info
-
-
-@dataclass
-class Properties:
-    path: Path
-    columns: dict  # name -> (index, unit)
-    data: np.ndarray
-
-    def column(self, name):
-        if name not in self.columns:
-            return None, None
-        i, unit = self.columns[name]
-        return self.data[:, i], unit
-
-
-def read_properties(path: Path) -> Properties:
-    """An i-PI properties file: columns by name (with their units) and the numbers."""
-    columns = {}
-    with open(path) as f:
-        for line in f:
-            if not line.startswith("#"):
-                break
-            m = re.match(r"#\s*col(?:umn|s\.)\s+(\d+)(?:-(\d+))?\s+-->\s*([\w\(\)\.]+)(?:\{(\w+)\})?", line)
-            if m:
-                columns[m.group(3)] = (int(m.group(1)) - 1, m.group(4) or "atomic_unit")
-    try:
-        data = np.loadtxt(path, comments="#", ndmin=2)
-    except ValueError:
-        # a last line cut short by a kill: read the complete ones
-        rows = [l.split() for l in open(path) if not l.startswith("#") and l.strip()]
-        n = len(rows[0]) if rows else 0
-        data = np.array([[float(x) for x in r] for r in rows if len(r) == n], float).reshape(-1, n)
-    return Properties(Path(path), columns, data)
-
-
 def find_properties(path: Path) -> Path | None:
-    found = [p for p in _siblings(path) if is_properties(p)]
+    found = [p for p in _siblings(path) if _kind(p)[0] == "properties"]
     found = _prefer_same_prefix(path, found)
     return found[0] if found else None
 
 
 def find_dipole_extras(path: Path) -> Path | None:
-    found = [p for p in _siblings(path) if is_dipole_extras(p)]
+    found = [p for p in _siblings(path) if _kind(p)[0] == "extras" and _kind(p)[1].lower() == "dipole"]
     found = _prefer_same_prefix(path, found)
     return found[0] if found else None
 
 
 def find_run_xml(path: Path) -> list[Path]:
     """i-PI inputs and checkpoints beside ``path``: those sharing its prefix first."""
-    found = [p for p in _siblings(path) if is_ipi_xml(p)]
+    found = [p for p in _siblings(path) if _kind(p)[0] == "ipi-xml"]
     same = [p for p in found if _prefix(p) == _prefix(path)]
     return same + [p for p in found if p not in same]
 
 
-def run_info(trajectory: Path, properties: Properties | None, xml_files: list[Path]) -> RunInfo:
-    """Time step and temperature of the equilibration run, from XML first, then the properties."""
+def run_info(trajectory: Path, properties: ipi_output.Properties | None, xml_files: list[Path]) -> RunInfo:
+    """Time step and temperature of the equilibration run, from XML first, then the properties.
+
+    Only a thermostat's temperature (``<ensemble><temperature>``) is taken from an XML: the
+    temperature an NVE run drew its first velocities at is not the one it runs at, and
+    the properties' mean temperature is then the better estimate.
+    """
     info = RunInfo()
     for x in xml_files:
-        part = read_xml_info(x)
+        try:
+            part = ipi_output.read_ipi_input(x)
+        except InputError:
+            continue
         if info.timestep_fs is None and part.timestep_fs:
-            info.timestep_fs, info.notes["timestep"] = part.timestep_fs, part.notes["timestep"]
-        if info.temperature_K is None and part.temperature_K:
-            info.temperature_K, info.notes["temperature"] = part.temperature_K, part.notes["temperature"]
+            info.timestep_fs, info.notes["timestep"] = part.timestep_fs, f"{x} <timestep>"
+        if info.temperature_K is None and part.ensemble_temperature_k:
+            info.temperature_K = part.ensemble_temperature_k
+            info.notes["temperature"] = f"{x} <ensemble><temperature>"
     if properties is not None:
-        step, _ = properties.column("step")
-        time, unit = properties.column("time")
-        if info.timestep_fs is None and step is not None and time is not None and len(step) > 1:
-            dstep = step[-1] - step[0]
-            if dstep > 0:
-                info.timestep_fs = _round(_au("time", unit, (time[-1] - time[0]) / dstep) / au_time_per_fs())
-                info.notes["timestep"] = f"{properties.path} time/step columns"
-        temp, unit = properties.column("temperature")
+        if info.timestep_fs is None and properties.timestep_fs():
+            info.timestep_fs = properties.timestep_fs()
+            info.notes["timestep"] = f"{properties.path} time/step columns"
+        temp = properties.get("temperature", "temperature", "kelvin")
         if info.temperature_K is None and temp is not None and len(temp):
-            info.temperature_K = _au("temperature", unit, float(np.mean(temp))) / _au("temperature", "kelvin")
+            info.temperature_K = float(np.mean(temp))
             info.notes["temperature"] = f"{properties.path} mean of the temperature column"
     return info
-
-
-def read_dipole_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Steps and dipoles (i-PI units) of a ``#EXTRAS(dipole)#`` file."""
-    steps, values = [], []
-    current = None
-    with open(path) as f:
-        for line in f:
-            if "#EXTRAS" in line:
-                m = _STEP_RE.search(line)
-                current = int(m.group(1)) if m else None
-                continue
-            fields = line.split()
-            if current is not None and len(fields) >= 3:
-                try:
-                    values.append([float(x) for x in fields[:3]])
-                except ValueError:
-                    continue
-                steps.append(current)
-                current = None
-    return np.array(steps, int), np.array(values, float).reshape(-1, 3)

@@ -286,6 +286,51 @@ def test_velocity_position_momentum_readers_units(ipi_runs, tmp_path):
     assert chk.is_checkpoint and chk.timestep_fs == pytest.approx(0.5, rel=1e-6)
 
 
+def test_replicas_read_an_equilibration_run_with_the_same_readers(ipi_runs, tmp_path):
+    """'replicas prepare' reads i-PI files through these readers: velocities in any i-PI
+    unit or as momenta, checkpoints, and the run's time step and temperature."""
+    from ipi_dipole import replicas_outputs as ro
+    from ipi_dipole import replicas_source as src
+    from ipi_dipole.errors import InputError
+
+    harm = ipi_runs[1]
+    au = src.read_velocity_frames(harm / "h.vel_0.xyz")
+    assert sorted(au) == list(range(0, 41, 2))
+    for other in ("h.velsi_0.xyz", "h.mom_0.xyz", "h.vase_0.extxyz"):
+        got = src.read_velocity_frames(harm / other)
+        assert sorted(got) == sorted(au)
+        np.testing.assert_allclose([got[s] for s in au], list(au.values()), rtol=1e-4, atol=1e-9)
+    # positions frames, with steps and the cell; a velocity trajectory is not taken for positions
+    pos = ipi_output.read_xyz_trajectory(harm / "h.pos_0.xyz")
+    frames = src.read_frames([harm / "h.pos_0.xyz"])
+    assert [f.step for f in frames] == pos.steps.tolist()
+    np.testing.assert_array_equal(frames[-1].positions, pos.values[-1])
+    np.testing.assert_allclose(frames[-1].cell, np.eye(3) * 20.0, atol=1e-4)
+    with pytest.raises(InputError, match="not of positions"):
+        src.read_frames([harm / "h.vel_0.xyz"])
+    # the checkpoint: step counts, full-precision frame, time step without i-PI's 9th digit
+    chk = ro.read_checkpoint(harm / "RESTART")
+    assert (chk.step, chk.total_steps) == (40, 40)
+    restart = src.read_checkpoint_frame(harm / "RESTART")
+    assert restart.step == 40
+    np.testing.assert_allclose(restart.positions, pos.values[-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(restart.velocities, au[40], rtol=1e-5, atol=1e-9)
+    assert ipi_output.read_ipi_input(harm / "RESTART").timestep_fs == 0.5
+    # an NVE run's thermal start is not the temperature it runs at: the properties' mean is
+    props = ipi_output.read_properties(harm / "h.out")
+    assert props.timestep_fs() == 0.5
+    inp = ipi_output.read_ipi_input(harm / "input.xml")
+    assert inp.temperature_k == pytest.approx(300) and inp.ensemble_temperature_k is None
+    info = src.run_info(harm / "h.pos_0.xyz", props, src.find_run_xml(harm / "h.pos_0.xyz"))
+    assert info.timestep_fs == 0.5
+    assert info.temperature_K == pytest.approx(np.mean(props.get("temperature", "temperature", "kelvin")))
+    assert info.notes["temperature"].endswith("mean of the temperature column")
+    # a script that mentions <simulation> is not an i-PI input
+    (tmp_path / "make_input.py").write_text("TEMPLATE = '''\n<simulation>\n</simulation>\n'''\n")
+    assert ipi_output.sniff(tmp_path / "make_input.py") is None
+    assert src.find_run_xml(tmp_path / "make_input.py") == []
+
+
 def test_extras_readers_against_ipi_scripting(ipi_runs):
     from ipi.scripting import read_trajectory
 

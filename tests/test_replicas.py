@@ -23,6 +23,7 @@ import pytest
 
 from ipi_dipole import replicas_outputs as ro
 from ipi_dipole import replicas_select as sel
+from ipi_dipole.analysis import ipi_output
 from ipi_dipole.cli import main
 
 BIN = Path(sys.executable).parent
@@ -217,8 +218,8 @@ def test_prepare_picks_separated_frames_with_their_velocities(equilibration, tem
         # velocities: the source frame's, minus the (tiny) centre-of-mass motion
         v = np.array(re.search(r"<velocities mode=\"manual\" units=\"atomic_unit\">\s*\[(.*?)\]", xml)
                      .group(1).split(","), float).reshape(-1, 3)
-        masses = src.ipi_masses_dalton(["O", "H", "H", "O", "H", "H"])
-        want = sel.remove_total_momentum(vel[r["source_step"]], masses) * src.au_velocity_per_angstrom_per_fs()
+        masses = ipi_output.ipi_masses_dalton(["O", "H", "H", "O", "H", "H"])
+        want = sel.remove_total_momentum(vel[r["source_step"]], masses) / ipi_output.velocity_to_angstrom_per_fs()
         np.testing.assert_allclose(v, want, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose((masses[:, None] * v).sum(axis=0), 0, atol=1e-12)
         # positions and cell: the source frame's, in i-PI's file format
@@ -275,7 +276,7 @@ def test_prepare_from_checkpoints_and_from_extended_xyz(equilibration, template,
         from ase import Atoms, units
 
         a = Atoms(f.symbols, positions=f.positions, cell=f.cell, pbc=True, info={"step": f.step})
-        a.set_velocities(vel[f.step] / units.fs / src.au_velocity_per_angstrom_per_fs())
+        a.set_velocities(vel[f.step] / units.fs * ipi_output.velocity_to_angstrom_per_fs())
         images.append(a)
     ase.io.write(work / "equil.extxyz", images)
     m = prepare(work / "equil.extxyz", template, work / "fromext", "--n", "3", "--min-separation-ps", "0.05",
@@ -300,11 +301,10 @@ def test_maxwell_boltzmann_velocities_have_the_temperature_and_no_drift(equilibr
 def test_velocity_unit_is_angstrom_per_fs_in_atomic_units():
     from ase import units
 
-    from ipi_dipole import replicas_source as src
-
     # 1 A/fs = (1/Bohr) bohr per (1 fs / atomic time unit) atomic time units
-    assert src.au_velocity_per_angstrom_per_fs() == pytest.approx(1 / units.Bohr * units._aut / 1e-15, rel=1e-6)
-    assert src.ipi_masses_dalton(["H", "O"]) == pytest.approx([1.00794, 15.9994], rel=1e-4)
+    assert 1 / ipi_output.velocity_to_angstrom_per_fs() == pytest.approx(1 / units.Bohr * units._aut / 1e-15,
+                                                                         rel=1e-6)
+    assert ipi_output.ipi_masses_dalton(["H", "O"]) == pytest.approx([1.00794, 15.9994], rel=1e-4)
 
 
 def test_integrated_time_of_an_ar1_series():
