@@ -1,0 +1,254 @@
+"""i-PI PES serving forces from a force field and the dipole and Born charges as extras.
+
+The class follows i-PI's own ``ipi/pes/*.py`` modules, so the same file runs
+
+- as a socket client: ``ipi-dipole drive ...`` (recommended: exits cleanly when i-PI goes
+  away) or ``i-pi-py_driver -u -a ADDRESS -m custom -P PATH/pes.py -o model=m.npz,forces=SPEC``;
+- inside i-PI, without sockets::
+
+      <ffdirect name="dipole">
+        <pes>custom</pes>
+        <pes_path>PATH/pes.py</pes_path>
+        <parameters>{model: model.npz, forces: lammps:in.lammps, structure: init.xyz}</parameters>
+      </ffdirect>
+
+- under ``<ffmpi>``: ``mpirun -n 1 i-pi input.xml : -n 1 i-pi-py_driver --mpi -m custom
+  -P PATH/pes.py -o model=...``.
+
+``PATH/pes.py`` is printed by ``ipi-dipole drive --pes-path``.
+
+i-PI's parameter syntaxes split on commas (``-o``) or on commas and braces
+(``<parameters>``): values must contain neither. Give species as ``O H H`` or ``(OH2)64``,
+and calculator keyword arguments in a JSON file (``forces: ase:tblite.ase:TBLite:calc.json``).
+
+Parameters (keyword arguments, all strings or numbers as i-PI passes them)
+----------
+model : str, optional
+    ``PolarizationModel`` file (``ipi-dipole train -o model.npz``). Without it no extras
+    are sent.
+forces : str
+    Force back-end SPEC (see :mod:`ipi_dipole.driver.backends`), default ``none``.
+structure : str, optional
+    Any ASE-readable file with the atoms in i-PI's order (e.g. i-PI's own init.xyz):
+    only the species are read from it.
+species : str, optional
+    The species instead of ``structure``: ``"O H H O H H"``, ``"O,H,H"`` or ``"(OH2)2"``.
+pbc : str, optional
+    ``auto`` (default): periodic when i-PI's cell has a positive volume; ``true`` or
+    ``false`` to say so. i-PI 3.3 insists on a cell, so a molecule comes in a box: give
+    ``false`` for it (the force back-end and the model then ignore the box).
+bec : bool, optional
+    Send the Born charges (default true); false sends only the dipole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from ipi.pes.dummy import Dummy_driver
+
+from ipi_dipole.driver import units
+from ipi_dipole.driver.backends import make_backend
+from ipi_dipole.errors import InputError
+
+__DRIVER_NAME__ = "ipi_dipole"
+__DRIVER_CLASS__ = "DipolePES"
+
+#: keyword arguments that i-PI itself adds (FFDirect passes its verbosity level)
+_IPI_KWARGS = {"verbosity"}
+
+
+def parse_species(text: str) -> list[str]:
+    """Chemical symbols from ``"O H H"``, ``"O,H,H"`` or a formula in atom order like ``"(OH2)64"``."""
+    from ase.data import atomic_numbers
+    from ase.symbols import string2symbols
+
+    text = str(text).strip()
+    try:
+        if any(c in text for c in " ,;"):
+            symbols = [s for s in text.replace(",", " ").replace(";", " ").split()]
+        else:
+            symbols = string2symbols(text)
+    except Exception as exc:
+        raise InputError(f"species {text!r}: not a list of chemical symbols ({exc})") from exc
+    bad = [s for s in symbols if s not in atomic_numbers]
+    if bad or not symbols:
+        raise InputError(f"species {text!r}: unknown chemical symbol(s) {', '.join(bad) or '(none given)'}")
+    return symbols
+
+
+def read_species(path: str) -> tuple[list[str], np.ndarray]:
+    """Species and positions (Angstrom, as ASE reads them) of the first frame of ``path``."""
+    import ase.io
+
+    try:
+        atoms = ase.io.read(path, index=0)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such structure file") from None
+    except Exception as exc:
+        raise InputError(f"{path}: not a structure file ASE can read ({exc})") from exc
+    return atoms.get_chemical_symbols(), atoms.positions
+
+
+def _as_bool(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise InputError(f"{name}={value!r}: expected true or false")
+
+
+def load_model(path: str):
+    """Load a ``PolarizationModel``, with one-line errors for a missing or bad file."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such model file")
+    from ipi_dipole.model import PolarizationModel
+
+    try:
+        return PolarizationModel.load(path)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: not a PolarizationModel file ({exc})") from exc
+
+
+class DipolePES(Dummy_driver):
+    """Energy, forces and virial from a force back-end; dipole and Born charges as extras.
+
+    See the module docstring for the parameters. ``compute_structure(cell, pos)`` takes
+    i-PI's cell (lattice vectors as columns) and positions (N, 3), both in bohr, and returns
+    ``(energy [Ha], forces [Ha/bohr], virial [Ha], extras)``, with ``extras`` the JSON text
+    ``{"dipole": M [e*bohr, 3], "BEC": Z.transpose(0, 2, 1).reshape(3N, 3) [e]}``.
+
+    Attributes
+    ----------
+    timings : dict
+        Cumulative wall time (s) spent in the force back-end (``forces``), in the model
+        (``model``) and in encoding the extras (``extras``), and the number of ``calls``.
+    """
+
+    def __init__(self, model=None, forces="none", structure=None, species=None, pbc="auto",
+                 bec=True, *args, verbose=False, **kwargs):
+        unknown = sorted(set(kwargs) - _IPI_KWARGS)
+        if unknown:
+            raise InputError(f"unknown driver parameter(s) {', '.join(unknown)} (known: model, "
+                             "forces, structure, species, pbc, bec)")
+        if args:
+            raise InputError(f"unexpected positional driver parameter(s) {list(args)}: use key=value")
+        self.model_path = None if model in (None, "", "none") else str(model)
+        self.forces_spec = str(forces or "none")
+        self.structure_path = None if structure in (None, "") else str(structure)
+        self.species_text = None if species in (None, "") else species
+        self.pbc_option = str(pbc).strip().lower()
+        if self.pbc_option not in ("auto", "true", "false"):
+            raise InputError(f"pbc={pbc!r}: expected auto, true or false")
+        self.send_bec = _as_bool(bec, "bec")
+        self.timings = {"forces": 0.0, "model": 0.0, "extras": 0.0, "calls": 0}
+        self._pbc = None if self.pbc_option == "auto" else self.pbc_option == "true"
+        self._checked_natoms = False
+        # one OpenMP thread unless asked: LAMMPS and tblite are several times slower per
+        # call on a few shared cores with more (must precede their import)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        super().__init__(verbose)
+
+    # -- set-up ---------------------------------------------------------------------
+    def check_parameters(self):
+        """Load the model and the back-end, find the species, check they fit together."""
+        self.model = load_model(self.model_path) if self.model_path else None
+        self.backend = make_backend(self.forces_spec)
+        if self.model is None and self.forces_spec.strip().lower() == "none":
+            raise InputError("nothing to compute: give a model (extras) or a force back-end, or both")
+
+        positions = None
+        if self.species_text is not None:
+            self.symbols = parse_species(self.species_text)
+            self.species_source = "--species"
+        elif self.structure_path is not None:
+            self.symbols, positions = read_species(self.structure_path)
+            self.species_source = self.structure_path
+        elif self.backend.species_hint() is not None:
+            self.symbols = self.backend.species_hint()
+            self.species_source = f"the masses in {self.forces_spec}"
+            print(f"ipi-dipole driver: species guessed from {self.species_source}: "
+                  f"{_summary(self.symbols)} (give --structure to be sure)", file=sys.stderr)
+        else:
+            raise InputError("the driver needs the species in i-PI's atom order (i-PI sends only "
+                             "positions): give --structure FILE (e.g. i-PI's init.xyz) or --species")
+
+        if self.model is not None:
+            known = list(getattr(self.model, "species", []) or [])
+            unknown = sorted(set(self.symbols) - set(known)) if known else []
+            if unknown:
+                raise InputError(f"species mismatch: {self.species_source} has {', '.join(unknown)}, "
+                                 f"which model {self.model_path} does not know "
+                                 f"(it knows {', '.join(known)})")
+        self.backend.setup(self.symbols, positions)
+
+        from ase import Atoms
+
+        self.atoms = Atoms(self.symbols)
+
+    # -- evaluation -----------------------------------------------------------------
+    def _periodic(self, cell_A: np.ndarray) -> bool:
+        if self._pbc is None:
+            # i-PI's cell is minus the identity when nothing set it
+            self._pbc = bool(np.linalg.det(cell_A) > 1e-8)
+            if self._pbc:
+                lengths = " x ".join(f"{x:.4g}" for x in np.linalg.norm(cell_A, axis=1))
+                print(f"ipi-dipole driver: treating the system as periodic ({lengths} A cell, pbc auto); "
+                      "give pbc false for a molecule in a box", file=sys.stderr)
+        return self._pbc
+
+    def compute_structure(self, cell, pos):
+        """One configuration from i-PI (atomic units) -> (pot, force, vir, extras JSON)."""
+        positions = units.positions_from_ipi(pos)
+        if not self._checked_natoms:
+            if len(positions) != len(self.symbols):
+                raise InputError(f"atom count mismatch: i-PI sent {len(positions)} atoms but "
+                                 f"{self.species_source} has {len(self.symbols)}")
+            self._checked_natoms = True
+        cell_A = units.cell_from_ipi(cell)
+        pbc = self._periodic(cell_A)
+
+        t0 = time.perf_counter()
+        energy, forces, virial = self.backend.compute(positions, cell_A, pbc)
+        t1 = time.perf_counter()
+        extras = ""
+        if self.model is not None:
+            atoms = self.atoms
+            atoms.pbc = pbc
+            atoms.cell = cell_A if pbc else np.zeros((3, 3))
+            atoms.positions = positions
+            dipole, born = self.model.predict(atoms)
+            t2 = time.perf_counter()
+            payload = {"dipole": units.dipole_to_ipi(dipole)}
+            if self.send_bec:
+                payload["BEC"] = units.bec_to_ipi(born)
+            extras = json.dumps(payload)
+            t3 = time.perf_counter()
+            self.timings["model"] += t2 - t1
+            self.timings["extras"] += t3 - t2
+        self.timings["forces"] += t1 - t0
+        self.timings["calls"] += 1
+
+        vir = units.virial_to_ipi(virial) if pbc else np.zeros((3, 3))
+        return units.energy_to_ipi(energy), units.forces_to_ipi(forces), vir, extras
+
+    def close(self):
+        """Release the back-end (LAMMPS instance)."""
+        self.backend.close()
+
+
+def _summary(symbols: list[str]) -> str:
+    from ase.formula import Formula
+
+    return f"{len(symbols)} atoms, {Formula.from_list(symbols).format('hill')}"
