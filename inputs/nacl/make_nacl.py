@@ -40,12 +40,10 @@ def supercell(repeat: int):
 
 
 def write_ipi_xyz(path: Path, atoms) -> None:
-    a, b, c, alpha, beta, gamma = atoms.cell.cellpar()
-    with open(path, "w") as fh:
-        fh.write(f"{len(atoms)}\n# CELL(abcABC): {a:.10f} {b:.10f} {c:.10f} {alpha:.6f} {beta:.6f} "
-                 f"{gamma:.6f} positions{{angstrom}} cell{{angstrom}}\n")
-        for sym, x in zip(atoms.get_chemical_symbols(), atoms.positions):
-            fh.write(f"{sym:2s} {x[0]:18.10f} {x[1]:18.10f} {x[2]:18.10f}\n")
+    """``atoms`` (an orthorhombic box) as i-PI's starting frame, cell at full precision."""
+    from ipi_dipole.analysis.ipi_output import write_ipi_xyz as write
+
+    write(path, atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array.T, "positions{angstrom}")
 
 
 def training_set(repeat: int, n: int, rng) -> list:
