@@ -83,11 +83,11 @@ def write_lammps_data(path: Path, atoms: Atoms) -> None:
     lines = ["q-TIP4P/F water written by make_water_box.py (atoms O H H per molecule)", "",
              f"{len(atoms)} atoms", f"{2 * n_mol} bonds", f"{n_mol} angles", "",
              "2 atom types", "1 bond types", "1 angle types", "",
-             f"0.0 {lx:.10f} xlo xhi", f"0.0 {ly:.10f} ylo yhi", f"0.0 {lz:.10f} zlo zhi", "",
+             f"0.0 {lx:.12f} xlo xhi", f"0.0 {ly:.12f} ylo yhi", f"0.0 {lz:.12f} zlo zhi", "",
              "Masses", "", f"1 {atomic_masses[8]:.5f}", f"2 {atomic_masses[1]:.5f}", "", "Atoms # full", ""]
     for i, (sym, x) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions)):
         typ, q = (1, -2 * Q_H) if sym == "O" else (2, Q_H)
-        lines.append(f"{i + 1} {i // 3 + 1} {typ} {q:.4f} {x[0]:.10f} {x[1]:.10f} {x[2]:.10f}")
+        lines.append(f"{i + 1} {i // 3 + 1} {typ} {q:.4f} {x[0]:.12f} {x[1]:.12f} {x[2]:.12f}")
     lines += ["", "Bonds", ""]
     for m in range(n_mol):
         o = 3 * m + 1
