@@ -1,0 +1,76 @@
+"""Fit a derivative-learning polarization model (ipi_dipole.model.PolarizationModel)
+on a data set with Born charges and/or dipoles, and save it to one .npz file.
+
+Targets: 'bec' fits the Born charges Z* only (the dipole follows as their integral),
+'dipole' the dipoles only, 'both' both, each normalised dipole component weighted
+--dipole-weight times a normalised Z* component. Dipoles of periodic cells are never
+fitted (they are defined only up to a polarization quantum).
+
+Defaults (cutoff 5.5 A, 8 radial functions, 4-body channels on the first 4, 500
+references per species, ridge 1e-3) suit molecules like the water dimer; for liquid water
+the validation-tuned choice of benchmarks/liquid_water.py was --cutoff 5.0 --n-radial 12
+--rank3-weight 0.1 --regularization 1e-2 --n-ref 1000 (Z* RMSE 0.024 e against 0.035 e with
+the defaults; see benchmarks/RESULTS_model.md).
+
+Example:
+    ipi-dipole train dimers.extxyz -o model.npz --targets both
+"""
+
+HELP = "fit a polarization model (dipole and Born charges) on a data set"
+
+
+def add_arguments(parser):
+    parser.add_argument("data", help="extended-XYZ data set (see ipi_dipole.data)")
+    parser.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    parser.add_argument("--targets", choices=("bec", "dipole", "both"), default="bec",
+                        help="what to fit (default: bec)")
+    parser.add_argument("--n-ref", type=int, default=500, metavar="N",
+                        help="sparse reference environments per species (default 500)")
+    parser.add_argument("--cutoff", type=float, default=5.5, metavar="R",
+                        help="descriptor cutoff in Angstrom (default 5.5)")
+    parser.add_argument("--n-radial", type=int, default=8, metavar="N",
+                        help="radial basis functions per species (default 8)")
+    parser.add_argument("--n-radial4", type=int, default=4, metavar="N",
+                        help="radial functions per species in the 4-body features (default 4; 0: none)")
+    parser.add_argument("--rank3-weight", type=float, default=0.0, metavar="W",
+                        help="weight of the rank-2 x rank-3 3-body block (default 0: left out)")
+    parser.add_argument("--dipole-weight", type=float, default=10.0, metavar="W",
+                        help="weight of dipole components with --targets both (default 10)")
+    parser.add_argument("--regularization", type=float, default=None, metavar="L",
+                        help="ridge parameter of the normalised problem (default: the model's)")
+    parser.add_argument("--zeta", type=int, default=0, metavar="Z",
+                        help="power of the scalar kernel (0: linear model, default)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args):
+    import warnings
+
+    from ipi_dipole import data
+    from ipi_dipole.model import PolarizationModel
+
+    structures = data.load(args.data)
+    options = dict(cutoff=args.cutoff, n_ref=args.n_ref, targets=args.targets,
+                   dipole_weight=args.dipole_weight, seed=args.seed, n_radial=args.n_radial,
+                   n_radial4=args.n_radial4, rank3_weight=args.rank3_weight,
+                   zeta=args.zeta)
+    if args.regularization is not None:
+        options["regularization"] = args.regularization
+    model = PolarizationModel(**options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(structures, progress=not args.quiet)
+    for w in caught:
+        print(f"warning: {w.message}")
+    model.save(args.output)
+    info = model.training_info
+    refs = ", ".join(f"{s} {n}" for s, n in info["n_references"].items())
+    print(f"{args.data}: {info['n_structures']} structures, {info['n_atoms']} atoms; "
+          f"references per species: {refs}")
+    if info["dipole_rmse"] is not None:
+        print(f"training dipole RMSE: {info['dipole_rmse']:.6f} e*A")
+    if info["bec_rmse"] is not None:
+        print(f"training Z* RMSE:     {info['bec_rmse']:.6f} e")
+    print(f"wrote {args.output}")
+    return 0
