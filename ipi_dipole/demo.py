@@ -1,0 +1,421 @@
+"""The whole pipeline on the gas-phase water dimer, with tblite as the reference.
+
+Stages (each in its own directory under the output directory, reused on a rerun):
+
+1. ``01-sample``: Langevin MD of the dimer with GFN2-xTB forces on a 10 -> 320 K ramp
+   (H mass 8 u, 1.5 fs, as in Schmiedmayer & Kresse 2024);
+2. ``02-label``: GFN2-xTB energy, forces, dipole and finite-field Z* of every frame;
+3. ``03-model``: the polarization model trained on Z* only, tested on held-out frames;
+4. ``04-forcefield``: a POD force field trained with LAMMPS on the same labels;
+5. ``05-nvt``: NVT equilibration in i-PI, forces from LAMMPS (POD) and dipole from the
+   model, both served in-process by the ipi-dipole PES;
+6. ``06-replicas``: N NVE replicas from uncorrelated NVT frames, spread over the MPI ranks;
+7. ``07-spectrum``: the replica-averaged Green-Kubo spectrum (CSV, PNG) beside the
+   GFN2-xTB harmonic frequencies of the dimer.
+
+Every stage is the command a user would type on their own data; the demo prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .stages import StageRunner
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo; ``quick()`` fits in a few minutes on 2 cores.
+
+    Times in fs, temperatures in K.
+    """
+
+    sample_steps: int = 20000
+    sample_every: int = 10
+    test_fraction: float = 0.2
+    n_ref: int = 300
+    ff_check_runs: int = 2
+    temperature: float = 300.0
+    timestep: float = 0.5
+    nvt_steps: int = 40000
+    replica_separation_ps: float = 2.0
+    n_replicas: int = 8
+    nve_steps: int = 20000
+    bec_stride: int = 2
+    window_cm1: float = 20.0
+    seed: int = 1
+
+    @classmethod
+    def quick(cls) -> "DemoSettings":
+        return cls(sample_steps=6000, ff_check_runs=0, nvt_steps=10000, replica_separation_ps=1.0,
+                   n_replicas=4,
+                   nve_steps=4000, window_cm1=70.0)
+
+
+class DemoFailed(RuntimeError):
+    """A stage of the demo failed; the message says which and where its log is."""
+
+
+def _command(args: list[str], log=print) -> None:
+    """Run one ``ipi-dipole`` sub-command in this process, as the user would type it."""
+    from .cli import main
+
+    log("  $ ipi-dipole " + " ".join(shlex.quote(str(a)) for a in args))
+    status = main([str(a) for a in args])
+    if status != 0:
+        raise DemoFailed(f"'ipi-dipole {args[0]}' ended with status {status}")
+
+
+def _ipi(xml: Path, log=print) -> None:
+    """Run i-PI on ``xml`` in its directory, its output going to ``ipi.log`` there."""
+    from .replicas_worker import child_environment, ipi_command, tail
+
+    logfile = xml.parent / "ipi.log"
+    log(f"  $ i-pi {xml.name} > ipi.log   (in {xml.parent})")
+    with open(logfile, "w") as out:
+        status = subprocess.call(ipi_command() + [xml.name], cwd=xml.parent, stdout=out,
+                                 stderr=subprocess.STDOUT, env=child_environment())
+    if status != 0:
+        raise DemoFailed(f"i-PI failed on {xml} (status {status}); last lines of {logfile}:\n{tail(logfile)}")
+
+
+def _pes_path() -> str:
+    from .driver import pes
+
+    return str(Path(pes.__file__).resolve())
+
+
+def ipi_input(prefix: str, init: str, *, model: Path, forcefield: Path, temperature: float,
+              timestep: float, steps: int, seed: int, ensemble: str, bec_stride: int) -> str:
+    """i-PI input for the dimer, PES in-process (``<ffdirect>``) with LAMMPS forces.
+
+    ``ensemble`` is ``nvt`` (SVR thermostat, positions/velocities every 10 steps for
+    picking replicas) or ``nve`` (dipole every step, BEC and velocities every
+    ``bec_stride`` steps, as the Z*.v estimator needs them at the same steps).
+    """
+    if ensemble == "nvt":
+        outputs = f"""
+    <trajectory filename='pos' stride='10' format='xyz' cell_units='angstrom'> positions{{angstrom}} </trajectory>
+    <trajectory filename='vel' stride='10' format='xyz'> velocities </trajectory>
+    <trajectory filename='dipole' stride='10' extra_type='dipole'> extras </trajectory>"""
+        dynamics = f"""<dynamics mode='nvt'>
+        <timestep units='femtosecond'> {timestep} </timestep>
+        <thermostat mode='svr'> <tau units='femtosecond'> 100 </tau> </thermostat>
+      </dynamics>"""
+        ensemble_block = f"<ensemble> <temperature units='kelvin'> {temperature} </temperature> </ensemble>"
+    elif ensemble == "nve":
+        outputs = f"""
+    <trajectory filename='vel' stride='{bec_stride}' format='xyz'> velocities </trajectory>
+    <trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>
+    <trajectory filename='bec' stride='{bec_stride}' extra_type='BEC'> extras </trajectory>"""
+        dynamics = f"""<dynamics mode='nve'>
+        <timestep units='femtosecond'> {timestep} </timestep>
+      </dynamics>"""
+        ensemble_block = ""
+    else:
+        raise ValueError(f"ensemble must be nvt or nve, got {ensemble!r}")
+    return f"""<!-- ipi-dipole demo: water dimer, {ensemble.upper()} at {temperature} K, forces from the
+     POD force field in LAMMPS, dipole and Born charges from the polarization model. -->
+<simulation verbosity='low' safe_stride='100'>
+  <output prefix='{prefix}'>
+    <properties stride='10' filename='out'> [ step, time{{femtosecond}}, conserved{{electronvolt}},
+      temperature{{kelvin}}, kinetic_md{{electronvolt}}, potential{{electronvolt}} ] </properties>{outputs}
+    <checkpoint stride='1000'/>
+  </output>
+  <total_steps> {steps} </total_steps>
+  <prng><seed> {seed} </seed></prng>
+  <ffdirect name='dipole' pbc='false'>
+    <pes> custom </pes>
+    <pes_path> {_pes_path()} </pes_path>
+    <parameters> {{ model: {model}, forces: lammps:{forcefield}, structure: {init}, pbc: false }} </parameters>
+  </ffdirect>
+  <system>
+    <initialize nbeads='1'>
+      <file mode='xyz'> {init} </file>
+      <velocities mode='thermal' units='kelvin'> {temperature} </velocities>
+    </initialize>
+    <forces> <force forcefield='dipole'/> </forces>
+    {ensemble_block}
+    <motion mode='dynamics'>
+      {dynamics}
+    </motion>
+  </system>
+</simulation>
+"""
+
+
+def harmonic_frequencies(atoms, workdir: Path) -> np.ndarray:
+    """GFN2-xTB harmonic wavenumbers (cm^-1) of ``atoms`` after a tight relaxation."""
+    from ase.optimize import BFGS
+    from ase.vibrations import Vibrations
+
+    from .engines import get_engine
+
+    atoms = atoms.copy()
+    atoms.calc = get_engine("tblite").calculator()
+    BFGS(atoms, logfile=str(workdir / "relax.log")).run(fmax=1e-4, steps=500)
+    vib = Vibrations(atoms, name=str(workdir / "vib"), delta=0.005)
+    vib.run()
+    energies = vib.get_frequencies()
+    vib.clean()
+    return np.sort(np.real(energies[np.isreal(energies) & (np.real(energies) > 100)]))
+
+
+def _write_init(atoms, path: Path, box: float = 20.0) -> None:
+    """The dimer centred in a cubic box (Angstrom), in i-PI's xyz format (i-PI insists on a cell)."""
+    from .analysis.ipi_output import write_ipi_xyz
+
+    atoms = atoms.copy()
+    atoms.set_cell([box, box, box])
+    atoms.center()
+    write_ipi_xyz(path, atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array.T,
+                  "positions{angstrom}", "water dimer, gas phase (driver pbc false)")
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(fraction * n)))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def run_demo(out_dir, settings: DemoSettings, force: bool = False, log=print) -> dict:
+    """Run the whole pipeline (see the module docstring); returns the stages' summaries.
+
+    Under ``mpirun`` every rank calls this: rank 0 runs the serial stages while the
+    others wait, and all ranks share the replicas.
+    """
+    comm = _world()
+    rank = comm.Get_rank() if comm else 0
+    runner = StageRunner(out_dir, force=force, log=log if rank == 0 else (lambda *_: None))
+    s = settings
+    summaries: dict = {}
+    error = None
+    if rank == 0:
+        try:
+            summaries = _serial_stages(runner, s, log)
+        except BaseException as exc:  # the other ranks must hear about it, not hang
+            error = exc
+    if comm is not None:
+        failed = comm.bcast(error is not None, root=0)
+        if failed:
+            if error is not None:
+                raise error
+            raise DemoFailed("rank 0 failed (see its output)")
+    elif error is not None:
+        raise error
+    run_dir = runner.directory("06-replicas") / "run"
+    replicas = _replicas_stage(runner, s, run_dir, comm, summaries if rank == 0 else None, log)
+    if rank != 0:
+        return {}
+    summaries["06-replicas"] = replicas
+    summaries["07-spectrum"] = runner.run("07-spectrum", {"replicas": replicas, "window": s.window_cm1,
+                                                          "temperature": s.temperature},
+                                          lambda d: _spectrum(d, run_dir, summaries, s, log))
+    return summaries
+
+
+def _world():
+    """MPI.COMM_WORLD when started under mpirun with several ranks, else None."""
+    if not any(k.startswith(("PMI_", "OMPI_COMM_WORLD", "PMIX_")) for k in os.environ):
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+def _serial_stages(runner: StageRunner, s: DemoSettings, log) -> dict:
+    from .structures import water_dimer
+
+    summaries = {}
+    root = runner.root
+
+    def sample(d: Path) -> dict:
+        traj = d / "dimer-md.extxyz"
+        _command(["sample", "water-dimer", "-o", traj, "--steps", s.sample_steps, "--mass", "H=8",
+                  "--timestep-fs", 1.5, "--t-start", 10, "--t-end", 320, "--every", s.sample_every,
+                  "--seed", s.seed, "--overwrite", "--no-progress"], log)
+        return {"trajectory": str(traj)}
+
+    summaries["01-sample"] = runner.run("01-sample", {"steps": s.sample_steps, "every": s.sample_every,
+                                                      "seed": s.seed}, sample)
+
+    def label(d: Path) -> dict:
+        out = d / "labelled.extxyz"
+        _command(["label", summaries["01-sample"]["trajectory"], "-o", out, "--engine", "tblite"], log)
+        return {"data": str(out)}
+
+    summaries["02-label"] = runner.run("02-label", {"input": summaries["01-sample"]}, label)
+
+    def model(d: Path) -> dict:
+        from . import data
+        from .commands.evaluate import evaluate
+        from .model import PolarizationModel
+
+        structures = data.load(summaries["02-label"]["data"])
+        train, test = _split(len(structures), s.test_fraction, s.seed)
+        data.save(d / "train.extxyz", [structures[i] for i in train])
+        data.save(d / "test.extxyz", [structures[i] for i in test])
+        _command(["train", d / "train.extxyz", "-o", d / "model.npz", "--targets", "bec",
+                  "--n-ref", s.n_ref, "--seed", s.seed], log)
+        _command(["evaluate", d / "model.npz", d / "test.extxyz"], log)
+        metrics = evaluate(PolarizationModel.load(d / "model.npz"), data.load(d / "test.extxyz"))
+        return {"model": str(d / "model.npz"), "n_train": int(len(train)), **metrics}
+
+    summaries["03-model"] = runner.run("03-model", {"data": summaries["02-label"], "n_ref": s.n_ref,
+                                                    "test_fraction": s.test_fraction, "seed": s.seed}, model)
+    m = summaries["03-model"]
+    log(f"  polarization model (Z* only, {m['n_train']} training frames), on {m['n_structures']} "
+        f"held-out frames: dipole RMSPE {100 * m['dipole_rmspe']:.2f} %, Z* RMSPE {100 * m['bec_rmspe']:.2f} %")
+
+    def forcefield(d: Path) -> dict:
+        ff = d / "ff"
+        _command(["train-forcefield", summaries["02-label"]["data"], "-o", ff, "--seed", s.seed,
+                  "--check-runs", s.ff_check_runs], log)
+        report = json.loads((ff / "report.json").read_text())
+        return {"forcefield": str(ff / "forcefield.lammps"), "test": report.get("test", {}),
+                "warnings": report.get("warnings", [])}
+
+    summaries["04-forcefield"] = runner.run("04-forcefield", {"data": summaries["02-label"],
+                                                              "check_runs": s.ff_check_runs,
+                                                              "seed": s.seed}, forcefield)
+    log(f"  force field, held-out errors: {_ff_errors(summaries['04-forcefield'])}")
+    for warning in summaries["04-forcefield"].get("warnings", []):
+        log(f"  WARNING (force field): {warning}")
+
+    def nvt(d: Path) -> dict:
+        for old in d.glob("nvt.*"):
+            old.unlink()  # an interrupted run restarts from scratch: it is short
+        _write_init(water_dimer(), d / "init.xyz")
+        xml = d / "nvt.xml"
+        xml.write_text(ipi_input("nvt", "init.xyz", model=Path(summaries["03-model"]["model"]),
+                                 forcefield=Path(summaries["04-forcefield"]["forcefield"]),
+                                 temperature=s.temperature, timestep=s.timestep, steps=s.nvt_steps,
+                                 seed=s.seed, ensemble="nvt", bec_stride=s.bec_stride))
+        _ipi(xml, log)
+        return {"trajectory": str(d / "nvt.pos_0.xyz"), "init": str(d / "init.xyz")}
+
+    summaries["05-nvt"] = runner.run("05-nvt", {"model": summaries["03-model"],
+                                                "forcefield": summaries["04-forcefield"],
+                                                "steps": s.nvt_steps, "timestep": s.timestep,
+                                                "temperature": s.temperature, "seed": s.seed}, nvt)
+    return summaries
+
+
+def _ff_errors(summary: dict) -> str:
+    test = summary.get("test", {})
+    parts = []
+    if "energy_rmse_eV_per_atom" in test:
+        parts.append(f"energy RMSE {1000 * test['energy_rmse_eV_per_atom']:.2f} meV/atom")
+    if "force_rmse_eV_per_A" in test:
+        parts.append(f"force RMSE {test['force_rmse_eV_per_A']:.4f} eV/A")
+    return ", ".join(parts) or json.dumps(test)
+
+
+def _replicas_stage(runner: StageRunner, s: DemoSettings, run_dir: Path, comm, summaries, log) -> dict:
+    """Prepare (rank 0) and run (all ranks) the NVE replicas; resumable like the rest."""
+    rank = comm.Get_rank() if comm else 0
+    stage_dir = runner.directory("06-replicas")
+    marker = stage_dir / "stage.json"
+    settings = None
+    if rank == 0:
+        settings = {"nvt": summaries["05-nvt"], "n": s.n_replicas, "steps": s.nve_steps,
+                    "bec_stride": s.bec_stride, "separation_ps": s.replica_separation_ps, "seed": s.seed}
+        settings = json.loads(json.dumps(settings))
+    done = False
+    if rank == 0 and marker.is_file() and not runner.force:
+        done = json.loads(marker.read_text()).get("settings") == settings
+    if comm is not None:
+        done = comm.bcast(done, root=0)
+    if done:
+        if rank == 0:
+            log(f"[6] 06-replicas: done before, reused ({stage_dir})")
+            return json.loads(marker.read_text())["summary"]
+        return {}
+    if rank == 0:
+        import shutil
+
+        if marker.is_file() or runner.force:
+            shutil.rmtree(stage_dir, ignore_errors=True)  # other settings: start over
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        log(f"[6] 06-replicas: {s.n_replicas} NVE replicas of {s.nve_steps} steps in {run_dir}")
+        if not (run_dir / "manifest.json").is_file():
+            template = stage_dir / "nve-template.xml"
+            nvt = summaries["05-nvt"]
+            template.write_text(ipi_input("nve", nvt["init"], model=Path(summaries["03-model"]["model"]),
+                                          forcefield=Path(summaries["04-forcefield"]["forcefield"]),
+                                          temperature=s.temperature, timestep=s.timestep,
+                                          steps=s.nve_steps, seed=s.seed, ensemble="nve",
+                                          bec_stride=s.bec_stride))
+            _command(["replicas", "prepare", nvt["trajectory"], "--n", s.n_replicas, "--template", template,
+                      "-o", run_dir, "--seed", s.seed, "--min-separation-ps", s.replica_separation_ps,
+                      "--skip-ps", s.replica_separation_ps / 2], log)
+        log(f"  $ {'mpirun -n ' + str(comm.Get_size()) + ' ' if comm else ''}ipi-dipole replicas run {run_dir}")
+    if comm is not None:
+        comm.Barrier()
+    from .replicas_run import run_replicas
+
+    not_finished = run_replicas(run_dir)
+    if rank != 0:
+        return {}
+    if not_finished:
+        raise DemoFailed(f"{not_finished} replica(s) did not finish; see {run_dir}/replica_*/ipi.log, "
+                         "then run the demo again to resume them")
+    summary = {"run_dir": str(run_dir), "n": s.n_replicas, "steps": s.nve_steps}
+    marker.write_text(json.dumps({"settings": settings, "summary": summary}, indent=2))
+    return summary
+
+
+def _spectrum(d: Path, run_dir: Path, summaries: dict, s: DemoSettings, log) -> dict:
+    from .analysis import spectrum_file
+    from .structures import water_dimer
+
+    harmonic = harmonic_frequencies(water_dimer(), d)
+    np.savetxt(d / "harmonic_gfn2.txt", harmonic, fmt="%.1f",
+               header="GFN2-xTB harmonic wavenumbers of the water dimer, cm^-1")
+    csv, png = d / "spectrum.csv", d / "spectrum.png"
+    # the temperature comes from the replicas' manifest (the NVT run's); the volume is a
+    # convention for a gas-phase molecule: the 20 A box it sits in
+    args = ["spectrum", run_dir, "-o", csv, "--window-cm1", s.window_cm1, "--volume", 20.0 ** 3]
+    try:
+        import matplotlib  # noqa: F401
+        args += ["--plot", png, "--reference-lines", ",".join(f"{w:.1f}" for w in harmonic),
+                 "--reference-label", "harmonic GFN2-xTB"]
+    except ImportError:
+        log("  (matplotlib is not installed: no PNG; pip install matplotlib)")
+        png = None
+    _command(args, log)
+    table = spectrum_file.read_csv(csv)
+    bands = _band_table(table["wavenumber_cm1"], table["alpha_n_cm1"], harmonic)
+    log("  band            harmonic GFN2-xTB (cm^-1)   MD peak (cm^-1)")
+    for name, ref, peak in bands:
+        log(f"  {name:<15} {ref:>10.0f}                  {peak:>8.0f}")
+    return {"csv": str(csv), "png": str(png) if png else None, "harmonic_cm1": harmonic.tolist(),
+            "bands": [{"band": n, "harmonic_cm1": r, "md_cm1": p} for n, r, p in bands]}
+
+
+def _band_table(wavenumber, intensity, harmonic):
+    """The MD spectrum's maximum near the harmonic bend (1500-1800) and OH stretches (3300-4000)."""
+    rows = []
+    for name, lo, hi in (("HOH bend", 1400.0, 1900.0), ("OH stretch", 3200.0, 4100.0)):
+        ref = harmonic[(harmonic > lo) & (harmonic < hi)]
+        sel = (wavenumber > lo) & (wavenumber < hi)
+        if not ref.size or not sel.any():
+            continue
+        peak = float(wavenumber[sel][np.argmax(intensity[sel])])
+        rows.append((name, float(ref.mean()), peak))
+    return rows
+
+
+def settings_dict(settings: DemoSettings) -> dict:
+    return asdict(settings)
+
+
+__all__ = ["DemoSettings", "DemoFailed", "run_demo", "ipi_input", "harmonic_frequencies", "InputError"]
