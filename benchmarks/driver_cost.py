@@ -189,7 +189,7 @@ def setup_liquid(work: Path):
     for name in ("init.xyz", "data.lmp", "in.lammps"):
         shutil.copy(INPUTS / "liquid-water" / name, work / name)
     try:
-        from _common import liquid_water_sets
+        from _model_common import liquid_water_sets
 
         from ipi_dipole import data
 

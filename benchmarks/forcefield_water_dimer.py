@@ -1,7 +1,7 @@
 """Water-dimer force fields trained by LAMMPS (POD, SNAP): accuracy vs training size,
 stability of NVE dynamics, and cost per force call.
 
-Data: the model benchmarks' water-dimer sets (benchmarks/_common.py: two independent
+Data: the model benchmarks' water-dimer sets (benchmarks/_model_common.py: two independent
 GFN2-xTB Langevin heating runs, 10 -> 320 K, H mass 8 u; a training pool of 1001 frames
 and a test trajectory of 201 frames never seen in training). For each training size a
 seeded random subset of the pool is fitted with ``ipi_dipole.forcefield.train`` (the
@@ -38,7 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import dimer_sets, median_time  # noqa: E402
+from _model_common import dimer_sets, median_time  # noqa: E402
 
 from ipi_dipole import data, forcefield  # noqa: E402
 from ipi_dipole.forcefield_pod import PODSettings  # noqa: E402
