@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -34,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One OpenMP thread unless the user asks for more: tblite and LAMMPS run several times
+    # slower per call with more threads on a few shared cores, and i-PI children inherit it.
+    # Set before any command imports them (OpenMP reads it when the library loads).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
