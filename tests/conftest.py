@@ -8,6 +8,7 @@ carry licences that forbid copying them here). Tests that need them ask for the
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,3 +36,26 @@ def fixture_file(fixtures_dir):
             pytest.skip(f"fixture {relative} not found in {fixtures_dir}")
         return path
     return get
+
+
+@pytest.fixture(scope="session")
+def dimer_model(tmp_path_factory) -> Path:
+    """A small PolarizationModel file fitted to tblite Born charges of 8 rattled water dimers.
+
+    Real GFN2-xTB labels (about 30 ms in all): what the driver, replica and analysis tests
+    serve as extras. Not accurate, only real.
+    """
+    from ipi_dipole import PolarizationModel
+    from ipi_dipole.engines.tblite_engine import TBLiteEngine
+    from ipi_dipole.structures import water_dimer
+
+    rng = np.random.default_rng(0)
+    engine = TBLiteEngine()
+    frames = []
+    for _ in range(8):
+        atoms = water_dimer()
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        frames.append(engine.label(atoms))
+    path = tmp_path_factory.mktemp("dimer_model") / "model.npz"
+    PolarizationModel(n_ref=20, targets="bec").fit(frames).save(path)
+    return path

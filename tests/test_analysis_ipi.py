@@ -164,33 +164,23 @@ def _finish(procs, timeout=180):
         assert code == 0, (cwd / "ipi.log").read_text()[-2000:]
 
 
-def _prepare_real_dimer(root: Path):
+def _prepare_real_dimer(root: Path, model: Path):
     """WATER DIMER WITH THE REAL DRIVER: needs ipi_dipole.driver (issue 4), PolarizationModel
     (issue 3), tblite and inputs/water-dimer/input-ffdirect.xml + inputs/dipole_pes.py.
 
     Returns the run directory, or the reason it cannot be made.
     """
     try:
-        from ipi_dipole import PolarizationModel
         from ipi_dipole.driver.pes import DipolePES  # noqa: F401
-        from ipi_dipole.engines.tblite_engine import TBLiteEngine
-        from ipi_dipole.structures import water_dimer
     except ImportError as exc:
         return f"real-driver water dimer needs the driver, the model and tblite: {exc}"
     src = PROJECT / "inputs" / "water-dimer"
     if not (src / "input-ffdirect.xml").exists() or not (PROJECT / "inputs" / "dipole_pes.py").exists():
         return "inputs/water-dimer/input-ffdirect.xml or inputs/dipole_pes.py missing"
-    rng = np.random.default_rng(0)
-    engine = TBLiteEngine()
-    frames = []
-    for _ in range(8):
-        atoms = water_dimer()
-        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
-        frames.append(engine.label(atoms))
     run = root / "water-dimer"
     shutil.copytree(src, run, ignore=shutil.ignore_patterns("model.npz", "nve*", "RESTART", "*.log"))
     shutil.copy(PROJECT / "inputs" / "dipole_pes.py", root / "dipole_pes.py")
-    PolarizationModel(n_ref=20, targets="bec").fit(frames).save(run / "model.npz")
+    shutil.copy(model, run / "model.npz")
     text = (run / "input-ffdirect.xml").read_text()
     text = re.sub(r"<total_steps>\s*\d+\s*</total_steps>", "<total_steps> 3000 </total_steps>", text)
     text = re.sub(r"<timestep units='femtosecond'>\s*\S+\s*</timestep>",
@@ -202,14 +192,14 @@ def _prepare_real_dimer(root: Path):
 
 
 @pytest.fixture(scope="module")
-def ipi_runs(tmp_path_factory):
+def ipi_runs(tmp_path_factory, dimer_model):
     """Toy-dimer replica tree, harmonic run and real-driver dimer, their i-PI processes run side by side.
 
     Returns (toy_root, harmonic_dir, real_dimer_dir_or_skip_reason).
     """
     root = tmp_path_factory.mktemp("ipi_runs")
     (root / "real").mkdir()
-    real = _prepare_real_dimer(root / "real")
+    real = _prepare_real_dimer(root / "real", dimer_model)
     procs = []
     if isinstance(real, Path):
         procs.append((real, _start(real, "input-ffdirect.xml")))

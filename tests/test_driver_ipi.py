@@ -31,25 +31,6 @@ TBLITE = "ase:tblite.ase:TBLite:tblite.json"
 STEPS = 200
 
 
-@pytest.fixture(scope="session")
-def dimer_model(tmp_path_factory):
-    """A small PolarizationModel fitted to tblite Born charges of rattled water dimers."""
-    from ipi_dipole import PolarizationModel
-    from ipi_dipole.engines.tblite_engine import TBLiteEngine
-    from ipi_dipole.structures import water_dimer
-
-    rng = np.random.default_rng(0)
-    engine = TBLiteEngine()
-    frames = []
-    for _ in range(8):
-        atoms = water_dimer()
-        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
-        frames.append(engine.label(atoms))
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    PolarizationModel(n_ref=20, targets="bec").fit(frames).save(path)
-    return path
-
-
 def dimer_run_dir(root: Path, model: Path, steps: int = STEPS, address: str = "wd",
                   timestep_fs: float = 0.1) -> Path:
     """A copy of inputs/water-dimer beside ../dipole_pes.py, with the model and short runs.

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,24 +55,10 @@ def work(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(work):
-    """A PolarizationModel of the water dimer from 8 tblite-labelled rattled frames."""
-    import ase.io
-
-    from ipi_dipole import PolarizationModel
-    from ipi_dipole.engines import get_engine
-
-    atoms = ase.io.read(DIMER)
-    atoms.pbc, atoms.cell = False, None
-    engine = get_engine("tblite", method="GFN2-xTB")
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(8):
-        a = atoms.copy()
-        a.positions += rng.normal(scale=0.05, size=a.positions.shape)
-        frames.append(engine.label(a))
+def model(work, dimer_model):
+    """The session's small water-dimer PolarizationModel, with the tblite settings beside it."""
     path = work / "model.npz"
-    PolarizationModel(cutoff=5.5, n_ref=20, targets="bec").fit(frames).save(path)
+    shutil.copy(dimer_model, path)
     (work / "tblite.json").write_text('{"method": "GFN2-xTB", "verbosity": 0}')
     (work / "init.xyz").write_text(DIMER.read_text())
     return path
