@@ -27,6 +27,9 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true", help="redo every stage")
     parser.add_argument("--replicas", type=int, metavar="N", help="number of NVE replicas")
     parser.add_argument("--nve-steps", type=int, metavar="STEPS", help="steps per NVE replica (0.5 fs each)")
+    parser.add_argument("--temperature", type=float, metavar="K",
+                        help="temperature of the NVT run the replicas start from (default 150 K: "
+                             "at 300 K the gas-phase dimer dissociates within a few ps)")
 
 
 def run(args):
@@ -36,7 +39,8 @@ def run(args):
     from ipi_dipole.demo import DemoFailed, DemoSettings, run_demo
 
     settings = DemoSettings.quick() if args.quick else DemoSettings()
-    changes = {k: v for k, v in (("n_replicas", args.replicas), ("nve_steps", args.nve_steps)) if v is not None}
+    changes = {k: v for k, v in (("n_replicas", args.replicas), ("nve_steps", args.nve_steps),
+                                 ("temperature", args.temperature)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
     start = time.perf_counter()
     try:
