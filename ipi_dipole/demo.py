@@ -22,6 +22,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -188,40 +189,74 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def run_demo(out_dir, settings: DemoSettings, force: bool = False, log=print) -> dict:
+def run_demo(out_dir, settings: DemoSettings, force: bool = False, log=print,
+             stop_before_run: bool = False) -> dict:
     """Run the whole pipeline (see the module docstring); returns the stages' summaries.
 
-    Under ``mpirun`` every rank calls this: rank 0 runs the serial stages while the
-    others wait, and all ranks share the replicas.
+    Under ``mpirun`` every rank calls this. ASE's I/O and MD use MPI collectives when they
+    find mpi4py under a launcher, which would hang with one rank working alone; so rank 0
+    runs the serial stages (and later the spectrum) in a child process without the MPI
+    environment, while the other ranks wait, and all ranks share the replicas.
+    ``stop_before_run`` stops after preparing the replicas (what that child is asked).
     """
     comm = _world()
-    rank = comm.Get_rank() if comm else 0
-    runner = StageRunner(out_dir, force=force, log=log if rank == 0 else (lambda *_: None))
-    s = settings
-    summaries: dict = {}
-    error = None
+    if comm is None:
+        return _run_serial(out_dir, settings, force, log, stop_before_run)
+    rank = comm.Get_rank()
+    failed = False
     if rank == 0:
-        try:
-            summaries = _serial_stages(runner, s, log)
-        except BaseException as exc:  # the other ranks must hear about it, not hang
-            error = exc
-    if comm is not None:
-        failed = comm.bcast(error is not None, root=0)
-        if failed:
-            if error is not None:
-                raise error
-            raise DemoFailed("rank 0 failed (see its output)")
-    elif error is not None:
-        raise error
-    run_dir = runner.directory("06-replicas") / "run"
-    replicas = _replicas_stage(runner, s, run_dir, comm, summaries if rank == 0 else None, log)
+        failed = _serial_child(out_dir, settings, force, stop_before_run=True) != 0
+    _wait_for_all(comm)
+    if comm.bcast(failed, root=0):
+        raise DemoFailed("the serial stages failed (see rank 0's output above)")
+    from .replicas_run import run_replicas
+
+    run_dir = StageRunner(out_dir, log=lambda *_: None).directory("06-replicas") / "run"
+    log(f"  $ mpirun -n {comm.Get_size()} ipi-dipole replicas run {run_dir}") if rank == 0 else None
+    run_replicas(run_dir)
+    _wait_for_all(comm)
     if rank != 0:
         return {}
+    # the replicas are finished (or reported): the serial path checks them and draws the spectrum
+    if _serial_child(out_dir, settings, False, stop_before_run=False) != 0:
+        raise DemoFailed("the spectrum stage failed (see the output above)")
+    return {p.parent.name: json.loads(p.read_text())["summary"]
+            for p in sorted(Path(out_dir).resolve().glob("0*/stage.json"))}
+
+
+def _serial_child(out_dir, settings: DemoSettings, force: bool, stop_before_run: bool) -> int:
+    """``ipi-dipole demo`` with these settings in a child process outside the MPI job."""
+    from .replicas_worker import child_environment
+
+    command = [sys.executable, "-m", "ipi_dipole.cli", "demo", "-o", str(out_dir),
+               "--settings-json", json.dumps(asdict(settings))]
+    command += ["--force"] * force + ["--stop-before-replicas-run"] * stop_before_run
+    return subprocess.call(command, env=child_environment())
+
+
+def _run_serial(out_dir, settings: DemoSettings, force: bool, log, stop_before_run: bool) -> dict:
+    runner = StageRunner(out_dir, force=force, log=log)
+    s = settings
+    summaries = _serial_stages(runner, s, log)
+    run_dir = runner.directory("06-replicas") / "run"
+    replicas = _replicas_stage(runner, s, run_dir, summaries, log, stop_before_run)
+    if replicas is None:
+        return summaries
     summaries["06-replicas"] = replicas
     summaries["07-spectrum"] = runner.run("07-spectrum", {"replicas": replicas, "window": s.window_cm1,
                                                           "temperature": s.temperature},
                                           lambda d: _spectrum(d, run_dir, summaries, s, log))
     return summaries
+
+
+def _wait_for_all(comm, poll: float = 0.2) -> None:
+    """A barrier that sleeps: MPICH's blocking calls spin, and a rank waiting for rank 0's
+    serial stages would take the core that rank 0 needs."""
+    import time
+
+    request = comm.Ibarrier()
+    while not request.Test():
+        time.sleep(poll)
 
 
 def _world():
@@ -335,52 +370,41 @@ def _ff_errors(summary: dict) -> str:
     return ", ".join(parts) or json.dumps(test)
 
 
-def _replicas_stage(runner: StageRunner, s: DemoSettings, run_dir: Path, comm, summaries, log) -> dict:
-    """Prepare (rank 0) and run (all ranks) the NVE replicas; resumable like the rest."""
-    rank = comm.Get_rank() if comm else 0
+def _replicas_stage(runner: StageRunner, s: DemoSettings, run_dir: Path, summaries, log,
+                    stop_before_run: bool = False) -> dict | None:
+    """Prepare and run the NVE replicas; resumable like the rest (None: stopped before running)."""
     stage_dir = runner.directory("06-replicas")
     marker = stage_dir / "stage.json"
-    settings = None
-    if rank == 0:
-        settings = {"nvt": summaries["05-nvt"], "n": s.n_replicas, "steps": s.nve_steps,
-                    "bec_stride": s.bec_stride, "separation_ps": s.replica_separation_ps, "seed": s.seed}
-        settings = json.loads(json.dumps(settings))
-    done = False
-    if rank == 0 and marker.is_file() and not runner.force:
-        done = json.loads(marker.read_text()).get("settings") == settings
-    if comm is not None:
-        done = comm.bcast(done, root=0)
-    if done:
-        if rank == 0:
+    settings = json.loads(json.dumps({"nvt": summaries["05-nvt"], "n": s.n_replicas, "steps": s.nve_steps,
+                                      "bec_stride": s.bec_stride, "separation_ps": s.replica_separation_ps,
+                                      "seed": s.seed}))
+    if marker.is_file() and not runner.force:
+        if json.loads(marker.read_text()).get("settings") == settings:
             log(f"[6] 06-replicas: done before, reused ({stage_dir})")
             return json.loads(marker.read_text())["summary"]
-        return {}
-    if rank == 0:
-        import shutil
+    import shutil
 
-        if marker.is_file() or runner.force:
-            shutil.rmtree(stage_dir, ignore_errors=True)  # other settings: start over
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        log(f"[6] 06-replicas: {s.n_replicas} NVE replicas of {s.nve_steps} steps in {run_dir}")
-        if not (run_dir / "manifest.json").is_file():
-            template = stage_dir / "nve-template.xml"
-            nvt = summaries["05-nvt"]
-            template.write_text(ipi_input("nve", nvt["init"], model=Path(summaries["03-model"]["model"]),
-                                          forcefield=Path(summaries["04-forcefield"]["forcefield"]),
-                                          temperature=s.temperature, timestep=s.timestep,
-                                          steps=s.nve_steps, seed=s.seed, ensemble="nve",
-                                          bec_stride=s.bec_stride))
-            _command(["replicas", "prepare", nvt["trajectory"], "--n", s.n_replicas, "--template", template,
-                      "-o", run_dir, "--seed", s.seed, "--min-separation-ps", s.replica_separation_ps,
-                      "--skip-ps", s.replica_separation_ps / 2], log)
-        log(f"  $ {'mpirun -n ' + str(comm.Get_size()) + ' ' if comm else ''}ipi-dipole replicas run {run_dir}")
-    if comm is not None:
-        comm.Barrier()
+    if marker.is_file() or runner.force:
+        shutil.rmtree(stage_dir, ignore_errors=True)  # other settings: start over
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    log(f"[6] 06-replicas: {s.n_replicas} NVE replicas of {s.nve_steps} steps in {run_dir}")
+    if not (run_dir / "manifest.json").is_file():
+        template = stage_dir / "nve-template.xml"
+        nvt = summaries["05-nvt"]
+        template.write_text(ipi_input("nve", nvt["init"], model=Path(summaries["03-model"]["model"]),
+                                      forcefield=Path(summaries["04-forcefield"]["forcefield"]),
+                                      temperature=s.temperature, timestep=s.timestep,
+                                      steps=s.nve_steps, seed=s.seed, ensemble="nve",
+                                      bec_stride=s.bec_stride))
+        _command(["replicas", "prepare", nvt["trajectory"], "--n", s.n_replicas, "--template", template,
+                  "-o", run_dir, "--seed", s.seed, "--min-separation-ps", s.replica_separation_ps,
+                  "--skip-ps", s.replica_separation_ps / 2], log)
+    if stop_before_run:
+        return None
     from .replicas_run import run_replicas
 
+    log(f"  $ ipi-dipole replicas run {run_dir}")
     not_finished = run_replicas(run_dir)
-    if rank != 0:
-        return {}
     if not_finished:
         raise DemoFailed(f"{not_finished} replica(s) did not finish; see {run_dir}/replica_*/ipi.log, "
                          "then run the demo again to resume them")

@@ -52,3 +52,23 @@ def test_rerun_reuses_every_stage(demo_run):
     assert again == summary
     assert sum("reused" in line for line in lines) == 7, lines
     assert json.loads((out / "07-spectrum" / "stage.json").read_text())["summary"] == summary["07-spectrum"]
+
+
+def test_demo_under_mpirun_shares_the_replicas_between_ranks(tmp_path):
+    """Two ranks: the serial stages run once, outside the MPI job (ASE's MPI-aware I/O and MD
+    would wait for the idle rank), and the replicas go to both ranks."""
+    import dataclasses
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mpirun = Path(sys.executable).with_name("mpirun")
+    if not mpirun.exists():
+        pytest.skip("no mpirun beside this Python (the mpich wheel provides one)")
+    settings = json.dumps(dataclasses.asdict(TINY))
+    p = subprocess.run([str(mpirun), "-n", "2", sys.executable, "-m", "ipi_dipole.cli", "demo",
+                        "-o", str(tmp_path / "demo"), "--settings-json", settings],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "started on rank 1" in p.stdout
+    assert (tmp_path / "demo" / "07-spectrum" / "spectrum.csv").is_file()

@@ -16,6 +16,8 @@ ipi-dipole command that does it, to rerun on your own data.
   mpirun -n 2 ipi-dipole demo -o demo  # the full demo, replicas on 2 ranks
 """
 
+import argparse
+
 HELP = "run the whole pipeline on the water dimer (sample, label, train, MD, spectrum)"
 
 
@@ -30,25 +32,33 @@ def add_arguments(parser):
     parser.add_argument("--temperature", type=float, metavar="K",
                         help="temperature of the NVT run the replicas start from (default 150 K: "
                              "at 300 K the gas-phase dimer dissociates within a few ps)")
+    # internal: how a rank of an MPI job runs the serial stages in a child process
+    parser.add_argument("--settings-json", help=argparse.SUPPRESS)
+    parser.add_argument("--stop-before-replicas-run", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args):
     import dataclasses
+    import json
     import time
 
     from ipi_dipole.demo import DemoFailed, DemoSettings, run_demo
 
-    settings = DemoSettings.quick() if args.quick else DemoSettings()
+    if args.settings_json:
+        settings = DemoSettings(**json.loads(args.settings_json))
+    else:
+        settings = DemoSettings.quick() if args.quick else DemoSettings()
     changes = {k: v for k, v in (("n_replicas", args.replicas), ("nve_steps", args.nve_steps),
                                  ("temperature", args.temperature)) if v is not None}
     settings = dataclasses.replace(settings, **changes)
     start = time.perf_counter()
     try:
-        summary = run_demo(args.output, settings, force=args.force)
+        summary = run_demo(args.output, settings, force=args.force,
+                           stop_before_run=args.stop_before_replicas_run)
     except DemoFailed as exc:
         print(f"ipi-dipole demo: {exc}")
         return 1
-    if summary:
+    if summary and "07-spectrum" in summary:
         spectrum = summary["07-spectrum"]
         print(f"demo finished in {time.perf_counter() - start:.0f} s")
         print(f"spectrum: {spectrum['csv']}" + (f" and {spectrum['png']}" if spectrum.get("png") else ""))
