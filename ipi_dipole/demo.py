@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 from .stages import StageRunner
 
 
@@ -212,7 +211,8 @@ def run_demo(out_dir, settings: DemoSettings, force: bool = False, log=print,
     from .replicas_run import run_replicas
 
     run_dir = StageRunner(out_dir, log=lambda *_: None).directory("06-replicas") / "run"
-    log(f"  $ mpirun -n {comm.Get_size()} ipi-dipole replicas run {run_dir}") if rank == 0 else None
+    if rank == 0:
+        log(f"  $ mpirun -n {comm.Get_size()} ipi-dipole replicas run {run_dir}")
     run_replicas(run_dir)
     _wait_for_all(comm)
     if rank != 0:
@@ -442,7 +442,7 @@ def _spectrum(d: Path, run_dir: Path, summaries: dict, s: DemoSettings, log) -> 
 
 
 def _band_table(wavenumber, intensity, harmonic):
-    """The MD spectrum's maximum near the harmonic bend (1500-1800) and OH stretches (3300-4000)."""
+    """The MD spectrum's maximum near the harmonic bend (1400-1900) and OH stretches (3200-4100 cm^-1)."""
     rows = []
     for name, lo, hi in (("HOH bend", 1400.0, 1900.0), ("OH stretch", 3200.0, 4100.0)):
         ref = harmonic[(harmonic > lo) & (harmonic < hi)]
@@ -454,8 +454,4 @@ def _band_table(wavenumber, intensity, harmonic):
     return rows
 
 
-def settings_dict(settings: DemoSettings) -> dict:
-    return asdict(settings)
-
-
-__all__ = ["DemoSettings", "DemoFailed", "run_demo", "ipi_input", "harmonic_frequencies", "InputError"]
+__all__ = ["DemoSettings", "DemoFailed", "run_demo", "ipi_input", "harmonic_frequencies"]
