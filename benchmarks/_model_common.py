@@ -69,7 +69,7 @@ def liquid_water_sets():
 
 def errors(model, structures):
     """RMSE and RMSPE (pooled std of the reference components) of dipoles and Z*."""
-    from ipi_dipole.commands.evaluate import evaluate
+    from ipi_dipole.metrics import evaluate
 
     return evaluate(model, structures)
 

@@ -47,7 +47,7 @@ def add_arguments(parser):
 def run(args):
     import warnings
 
-    from ipi_dipole import data
+    from ipi_dipole import data, metrics
     from ipi_dipole.model import PolarizationModel
 
     structures = data.load(args.data)
@@ -68,9 +68,12 @@ def run(args):
     refs = ", ".join(f"{s} {n}" for s, n in info["n_references"].items())
     print(f"{args.data}: {info['n_structures']} structures, {info['n_atoms']} atoms; "
           f"references per species: {refs}")
-    if info["dipole_rmse"] is not None:
-        print(f"training dipole RMSE: {info['dipole_rmse']:.6f} e*A")
-    if info["bec_rmse"] is not None:
-        print(f"training Z* RMSE:     {info['bec_rmse']:.6f} e")
+    # the training-set errors by the definitions of 'ipi-dipole evaluate', for comparison
+    errors = metrics.evaluate(model, structures, where=args.data)
+    for key, label in (("dipole", "training dipole RMSE: {:.6f} e*A"), ("bec", "training Z* RMSE:     {:.6f} e  ")):
+        if errors[f"{key}_rmse"] is not None:
+            rmspe = errors[f"{key}_rmspe"]
+            pct = "n/a" if rmspe is None else f"{100 * rmspe:.3f} %"
+            print(label.format(errors[f"{key}_rmse"]) + f"   RMSPE {pct}")
     print(f"wrote {args.output}")
     return 0
