@@ -74,6 +74,19 @@ def errors(model, structures):
     return evaluate(model, structures)
 
 
+def polarization_model(**options):
+    """A PolarizationModel from flat options, the descriptor settings (cutoff, n_radial, ...)
+    among the model's; the benchmark tables print such flat option dicts."""
+    from dataclasses import fields
+
+    from ipi_dipole import PolarizationModel
+    from ipi_dipole.descriptors import DescriptorSettings
+
+    names = {f.name for f in fields(DescriptorSettings)}
+    settings = DescriptorSettings(**{k: v for k, v in options.items() if k in names})
+    return PolarizationModel(descriptor=settings, **{k: v for k, v in options.items() if k not in names})
+
+
 def median_time(function, repeat=7, number=1):
     """Median wall time (s) of ``function()`` over ``repeat`` runs of ``number`` calls."""
     times = []

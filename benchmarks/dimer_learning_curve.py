@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--rank3-weight", type=float, default=0.0, help="with --regularization")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    from ipi_dipole import PolarizationModel, data
+    from ipi_dipole import data
 
     pool_path, test_path = _common.dimer_sets()
     pool, test = data.load(pool_path), data.load(test_path)
@@ -65,7 +65,7 @@ def main():
         scores = {}
         for lam in REGULARIZATIONS:
             for r3 in RANK3_WEIGHTS:
-                model = PolarizationModel(targets=targets, regularization=lam, rank3_weight=r3, **options)
+                model = _common.polarization_model(targets=targets, regularization=lam, rank3_weight=r3, **options)
                 r = _common.errors(model.fit(candidates[:100]), valid)
                 # score: the dipole for dipole-only fits, else dipole and Z* (RMSPEs ~1:5)
                 scores[lam, r3] = (r["dipole_rmspe"] if targets == "dipole"
@@ -84,7 +84,7 @@ def main():
                 subset = [candidates[i] for i in np.random.default_rng(100 + draw).choice(
                     len(candidates), n, replace=False)]
                 t = time.perf_counter()
-                model = PolarizationModel(targets=targets, **chosen[targets], **options).fit(subset)
+                model = _common.polarization_model(targets=targets, **chosen[targets], **options).fit(subset)
                 times.append(time.perf_counter() - t)
                 results.append(_common.errors(model, test))
 

@@ -32,6 +32,7 @@ def main():
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     from ipi_dipole import PolarizationModel, data
+    from ipi_dipole.descriptors import DescriptorSettings
 
     pool_path, test_path = _common.dimer_sets()
     pool, test = data.load(pool_path), data.load(test_path)
@@ -43,7 +44,8 @@ def main():
     for zeta in args.zetas:
         for targets in ("bec", "both"):
             t = time.perf_counter()
-            model = PolarizationModel(targets=targets, regularization=1e-3, n_radial4=0, zeta=zeta).fit(subset)
+            model = PolarizationModel(DescriptorSettings(n_radial4=0), targets=targets, regularization=1e-3,
+                                      zeta=zeta).fit(subset)
             dt = time.perf_counter() - t
             r = _common.errors(model, test)
             name = "linear" if zeta == 0 else f"polynomial, zeta = {zeta}"

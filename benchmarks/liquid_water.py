@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--save", help="write the final model here")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    from ipi_dipole import PolarizationModel, data
+    from ipi_dipole import data
 
     train_path, test_path = _common.liquid_water_sets()
     train, test = data.load(train_path), data.load(test_path)
@@ -50,10 +50,10 @@ def main():
 
     def score(**options):
         t = time.perf_counter()
-        model = PolarizationModel(n_ref=args.n_ref, **options).fit(fit_part)
+        model = _common.polarization_model(n_ref=args.n_ref, **options).fit(fit_part)
         r = _common.errors(model, valid)
-        print(f"| {options} | {model.descriptor.n_features} | {r['bec_rmse']:.4f} "
-              f"| {model.training_info['bec_rmse']:.4f} | {time.perf_counter() - t:.0f} s |", flush=True)
+        print(f"| {options} | {model.descriptor_.n_features} | {r['bec_rmse']:.4f} "
+              f"| {model.training_info_['bec_rmse']:.4f} | {time.perf_counter() - t:.0f} s |", flush=True)
         return r["bec_rmse"]
 
     if args.quick:
@@ -78,7 +78,7 @@ def main():
     print(f"| APTNN (Schienbein 2023, published) | 10 | {APTNN_RMSE:.3f} | | |")
     for name, options in (("default hyper-parameters", {}), ("tuned on validation", dict(best, n_ref=args.n_ref))):
         t = time.perf_counter()
-        model = PolarizationModel(**options).fit(train)
+        model = _common.polarization_model(**options).fit(train)
         dt = time.perf_counter() - t
         r = _common.errors(model, test)
         print(f"| ipi-dipole linear, {name} | 10 | {r['bec_rmse']:.4f} | {100 * r['bec_rmspe']:.2f} % "

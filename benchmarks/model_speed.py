@@ -187,7 +187,7 @@ def time_lammps(atoms: Atoms, workdir: Path, repeat: int) -> float:
 def time_model(model, atoms: Atoms, repeat: int) -> dict:
     """Median times; the prediction moves the atoms a little each call, as in MD (the
     neighbour list is then reused, rebuilt when an atom moved more than half the skin)."""
-    desc = model.descriptor
+    desc = model.descriptor_
     model.predict(atoms)  # compile / warm up
     env = desc.environments(atoms)
     rng = np.random.default_rng(1)
@@ -232,7 +232,7 @@ def main():
         if tuned.exists():
             models["tuned (liquid_water.py)"] = PolarizationModel.load(tuned)
     for name, model in models.items():
-        print(f"model {name}: {model!r}\n  features per component: {model.descriptor.n_features}")
+        print(f"model {name}: {model!r}\n  features per component: {model.descriptor_.n_features}")
     model = next(iter(models.values()))
 
     work = Path(tempfile.mkdtemp(prefix="ipi_dipole_speed_"))
@@ -262,7 +262,7 @@ def main():
         fitted = PolarizationModel().fit(labelled)
         dt = time.perf_counter() - t
         print(f"\nfit on {len(labelled)} structures of {len(labelled[0])} atoms "
-              f"(default hyper-parameters, {fitted.descriptor.n_features} features per component): {dt:.1f} s")
+              f"(default hyper-parameters, {fitted.descriptor_.n_features} features per component): {dt:.1f} s")
 
 
 if __name__ == "__main__":

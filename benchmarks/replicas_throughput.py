@@ -79,7 +79,7 @@ def setup(work: Path):
         a = atoms.copy()
         a.positions += rng.normal(scale=0.05, size=a.positions.shape)
         frames.append(engine.label(a))
-    PolarizationModel(cutoff=5.5, n_ref=20, targets="bec").fit(frames).save(work / "model.npz")
+    PolarizationModel(n_ref=20, targets="bec").fit(frames).save(work / "model.npz")
     (work / "tblite.json").write_text('{"method": "GFN2-xTB", "verbosity": 0}')
     shutil.copy(DIMER, work / "init.xyz")
 

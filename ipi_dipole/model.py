@@ -59,12 +59,13 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
 from . import data
-from .descriptors import Descriptor, Environments
+from .descriptors import KINDS, DescriptorSettings, Environments, settings_from_dict
 from .errors import InputError
 
 __all__ = ["PolarizationModel", "PolarizationCalculator", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+# 2: descriptor settings nested under "descriptor" in the hyper-parameters (1: flat)
+FORMAT_VERSION = 2
 _KIND = "ipi-dipole PolarizationModel"
 _TARGETS = ("bec", "dipole", "both")
 
@@ -74,8 +75,10 @@ class PolarizationModel:
 
     Parameters
     ----------
-    cutoff : float
-        Descriptor cutoff radius in Angstrom.
+    descriptor : DescriptorSettings or dict
+        Descriptor hyper-parameters: cutoff (Angstrom), radial functions, 4-body channels,
+        rank-3 weight (see :class:`~ipi_dipole.descriptors.DescriptorSettings`); a dict is
+        read by :func:`~ipi_dipole.descriptors.settings_from_dict`. Default: its defaults.
     n_ref : int
         Reference environments per species (farthest-point sampled from the training set).
         With the linear kernel, ``3 n_ref >= n_features`` spans the full feature space.
@@ -89,14 +92,6 @@ class PolarizationModel:
         Ridge parameter on the normalised problem (dimensionless, see the module docstring).
     seed : int
         Seed of the farthest-point sampling start and of candidate subsampling.
-    n_radial : int
-        Bessel radial functions per neighbour species.
-    n_radial4 : int
-        Radial functions per species (the first ones) in the 4-body feature blocks; 0 keeps
-        the model at 2- and 3-body features.
-    rank3_weight : float
-        Relative weight (prior scale) of the 3-body block coupling rank-2 and rank-3 moments;
-        0 leaves it out (and the rank-3 moments are not computed).
     zeta : int
         Power of the scalar kernel multiplying the linear lambda = 1 kernel; 0 = linear model.
     periodic_dipole : bool
@@ -105,13 +100,29 @@ class PolarizationModel:
     max_candidates : int
         At most this many environments per species enter the farthest-point sampling
         (a random subset when there are more).
+
+    Attributes
+    ----------
+    Set by :meth:`fit` (or :meth:`load`), scikit-learn style with a trailing underscore:
+    ``species_`` (chemical symbols), ``descriptor_`` (the built
+    :class:`~ipi_dipole.descriptors.Descriptor`), ``zbar_`` (S,) point charges in e,
+    ``feature_scale_`` (S, F), ``ref_descriptors_`` (n_ref_total, F, 3) standardised,
+    ``ref_species_``, ``ref_weights_`` (n_ref_total, 3), ``coefficients_`` (S, F; linear
+    kernel) or ``ref_invariants_`` and ``invariant_scale_`` (polynomial kernel),
+    ``sigma_bec_`` (e) and ``sigma_dipole_`` (e*Angstrom) the target scales, and
+    ``training_info_`` (dict of training-set sizes and errors).
     """
 
-    def __init__(self, cutoff: float = 5.5, n_ref: int = 500, targets: str = "bec",
-                 dipole_weight: float = 10.0, regularization: float = 1e-3, seed: int = 0,
-                 n_radial: int = 8, n_radial4: int = 4, rank3_weight: float = 0.0, zeta: int = 0,
-                 periodic_dipole: bool = False,
+    def __init__(self, descriptor: DescriptorSettings | dict | None = None, n_ref: int = 500,
+                 targets: str = "bec", dipole_weight: float = 10.0, regularization: float = 1e-3,
+                 seed: int = 0, zeta: int = 0, periodic_dipole: bool = False,
                  max_candidates: int = 5000):
+        if descriptor is None:
+            descriptor = DescriptorSettings()
+        elif isinstance(descriptor, dict):
+            descriptor = settings_from_dict(descriptor)
+        elif not isinstance(descriptor, tuple(KINDS.values())):
+            raise InputError(f"descriptor must be a DescriptorSettings or a dict, got {descriptor!r}")
         if targets not in _TARGETS:
             raise InputError(f"targets must be one of {', '.join(_TARGETS)}, got {targets!r}")
         if n_ref < 1:
@@ -120,48 +131,64 @@ class PolarizationModel:
             raise InputError("dipole_weight and regularization must not be negative")
         if int(zeta) != zeta or zeta < 0:
             raise InputError(f"zeta must be a non-negative integer, got {zeta}")
-        self.cutoff = float(cutoff)
+        self.descriptor = descriptor
         self.n_ref = int(n_ref)
         self.targets = targets
         self.dipole_weight = float(dipole_weight)
         self.regularization = float(regularization)
         self.seed = int(seed)
-        self.n_radial = int(n_radial)
-        self.n_radial4 = int(n_radial4)
-        self.rank3_weight = float(rank3_weight)
-        if self.rank3_weight < 0:
-            raise InputError(f"rank3_weight must not be negative, got {rank3_weight}")
-        if not 0 <= self.n_radial4 <= self.n_radial:
-            raise InputError(f"n_radial4 must be between 0 and n_radial ({n_radial}), got {n_radial4}")
         self.zeta = int(zeta)
         self.periodic_dipole = bool(periodic_dipole)
         self.max_candidates = int(max_candidates)
-        self.species: list[str] = []
-        self._fitted = False
-        self.training_info: dict = {}
 
     # ------------------------------------------------------------------------------------
     # hyper-parameters
     # ------------------------------------------------------------------------------------
     def get_params(self) -> dict:
-        """Hyper-parameters (what ``__init__`` takes)."""
-        return {"cutoff": self.cutoff, "n_ref": self.n_ref, "targets": self.targets,
+        """Hyper-parameters: what ``__init__`` and :meth:`set_params` take (``descriptor`` as
+        the settings object)."""
+        return {"descriptor": self.descriptor, "n_ref": self.n_ref, "targets": self.targets,
                 "dipole_weight": self.dipole_weight, "regularization": self.regularization,
-                "seed": self.seed, "n_radial": self.n_radial,
-                "n_radial4": self.n_radial4, "rank3_weight": self.rank3_weight, "zeta": self.zeta,
-                "periodic_dipole": self.periodic_dipole, "max_candidates": self.max_candidates}
+                "seed": self.seed, "zeta": self.zeta, "periodic_dipole": self.periodic_dipole,
+                "max_candidates": self.max_candidates}
+
+    def set_params(self, **params) -> "PolarizationModel":
+        """Change hyper-parameters (validated as by ``__init__``); returns self.
+
+        Descriptor settings can be changed one at a time as ``descriptor__cutoff=4.5``
+        (scikit-learn's nested form). A fitted model forgets its fit: the fitted attributes
+        belong to the old hyper-parameters.
+
+        Raises
+        ------
+        InputError
+            On an unknown name or a bad value.
+        """
+        current = self.get_params()
+        nested = {k.split("__", 1)[1]: params.pop(k) for k in list(params) if k.startswith("descriptor__")}
+        unknown = sorted(set(params) - set(current))
+        if unknown:
+            raise InputError(f"unknown PolarizationModel parameter(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(current)})")
+        merged = {**current, **params}
+        if nested:
+            base = merged["descriptor"]
+            base = dict(base) if isinstance(base, dict) else base.to_dict()
+            merged["descriptor"] = settings_from_dict({**base, **nested})
+        self.__init__(**merged)
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
+        self.__dict__.pop("_ref_c", None)
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"PolarizationModel({args})"
 
     @property
-    def descriptor(self) -> Descriptor:
-        return self._descriptor
-
-    def _make_descriptor(self) -> Descriptor:
-        return Descriptor(self.species, self.cutoff, self.n_radial, self.n_radial4,
-                          rank3=self.rank3_weight > 0)
+    def _fitted(self) -> bool:
+        """Whether fit (or load) has run: the fitted attributes exist."""
+        return hasattr(self, "ref_weights_") and hasattr(self, "descriptor_")
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -181,24 +208,24 @@ class PolarizationModel:
         if not structures:
             raise InputError("no training structures")
         use_z, use_m = self._select_rows(structures)
-        self.species = sorted({s for atoms in structures for s in atoms.get_chemical_symbols()})
-        self._descriptor = self._make_descriptor()
-        n_spec = len(self.species)
+        self.species_ = sorted({s for atoms in structures for s in atoms.get_chemical_symbols()})
+        self.descriptor_ = self.descriptor.build(self.species_)
+        n_spec = len(self.species_)
 
-        self.zbar = self._baseline(structures, use_z, use_m)
+        self.zbar_ = self._baseline(structures, use_z, use_m)
         z_all = [data.get_born_charges(a) for a, u in zip(structures, use_z) if u]
         m_all = [np.asarray(a.calc.results["dipole"]) for a, u in zip(structures, use_m) if u]
-        self._sigma_z = float(np.std(np.concatenate([z.ravel() for z in z_all]))) if z_all else 0.0
-        self._sigma_m = float(np.std(np.concatenate(m_all))) if m_all else 0.0
-        if z_all and self._sigma_z <= 0:
+        self.sigma_bec_ = float(np.std(np.concatenate([z.ravel() for z in z_all]))) if z_all else 0.0
+        self.sigma_dipole_ = float(np.std(np.concatenate(m_all))) if m_all else 0.0
+        if z_all and self.sigma_bec_ <= 0:
             raise InputError("all training Born-charge components are equal: nothing to learn")
-        if m_all and not z_all and self._sigma_m <= 0:
+        if m_all and not z_all and self.sigma_dipole_ <= 0:
             raise InputError("all training dipole components are equal: nothing to learn")
-        sigma = self._sigma_z if z_all else self._sigma_m
+        sigma = self.sigma_bec_ if z_all else self.sigma_dipole_
 
         # pass 1: environments, feature scales, reference candidates
         envs = []
-        sumsq = np.zeros((n_spec, self._descriptor.n_features))
+        sumsq = np.zeros((n_spec, self.descriptor_.n_features))
         counts = np.zeros(n_spec, dtype=np.int64)
         # reference candidates: a uniform random subset of at most max_candidates environments
         # per species (smallest random keys), so memory stays bounded on large sets
@@ -206,10 +233,10 @@ class PolarizationModel:
         cand = [_Reservoir(self.max_candidates) for _ in range(n_spec)]
         inv_sumsq = None
         for k, atoms in enumerate(_progress(structures, progress, "descriptors")):
-            env = self._descriptor.environments(atoms, where=f"training structure {k}")
+            env = self.descriptor_.environments(atoms, where=f"training structure {k}")
             envs.append(env)
-            feats = self._descriptor.features(env)
-            inv = self._descriptor.invariants(env) if self.zeta else None
+            feats = self.descriptor_.features(env)
+            inv = self.descriptor_.invariants(env) if self.zeta else None
             if self.zeta and inv_sumsq is None:
                 inv_sumsq = np.zeros((n_spec, inv.shape[1]))
             for t in range(n_spec):
@@ -222,35 +249,34 @@ class PolarizationModel:
                     inv_sumsq[t] += (inv[sel] ** 2).sum(axis=0)
                 cand[t].add(rng, feats[sel].astype(np.float32), None if inv is None else inv[sel])
         rms = np.sqrt(sumsq / np.maximum(counts, 1)[:, None])
-        self.feature_scale = np.where(rms > 1e-12 * rms.max(), 1.0 / np.where(rms > 0, rms, 1.0), 0.0)
+        self.feature_scale_ = np.where(rms > 1e-12 * rms.max(), 1.0 / np.where(rms > 0, rms, 1.0), 0.0)
         # the rank-3 block overfits at full weight: a smaller prior (scale) on it
-        self.feature_scale[:, self._descriptor.feature_blocks()["rho2:rho3"]] *= self.rank3_weight
+        self.feature_scale_[:, self.descriptor_.feature_blocks()["rho2:rho3"]] *= self.descriptor.rank3_weight
         if self.zeta:
             irms = np.sqrt(inv_sumsq / np.maximum(counts, 1)[:, None])
-            self.invariant_scale = np.where(irms > 1e-12 * irms.max(), 1.0 / np.where(irms > 0, irms, 1.0), 0.0)
+            self.invariant_scale_ = np.where(irms > 1e-12 * irms.max(), 1.0 / np.where(irms > 0, irms, 1.0), 0.0)
 
         # sparse references per species
         ref_desc, ref_spec, ref_inv = [], [], []
         for t in range(n_spec):
             feats, invs = cand[t].arrays()
-            feats = feats * self.feature_scale[t][None, :, None].astype(np.float32)
+            feats = feats * self.feature_scale_[t][None, :, None].astype(np.float32)
             chosen = farthest_point_sampling(feats.reshape(len(feats), -1), min(self.n_ref, len(feats)), rng)
             ref_desc.append(feats[chosen].astype(float))
             ref_spec.append(np.full(len(chosen), t))
             if self.zeta:
-                inv = invs[chosen] * self.invariant_scale[t]
+                inv = invs[chosen] * self.invariant_scale_[t]
                 ref_inv.append(inv / np.maximum(np.linalg.norm(inv, axis=1, keepdims=True), 1e-300))
         del cand
-        self.ref_descriptors = np.concatenate(ref_desc)  # (n_ref_total, F, 3), standardised
-        self.ref_species = np.concatenate(ref_spec).astype(np.int64)
+        self.ref_descriptors_ = np.concatenate(ref_desc)  # (n_ref_total, F, 3), standardised
+        self.ref_species_ = np.concatenate(ref_spec).astype(np.int64)
         if self.zeta:
-            self.ref_invariants = np.concatenate(ref_inv)  # (n_ref_total, P), unit vectors
+            self.ref_invariants_ = np.concatenate(ref_inv)  # (n_ref_total, P), unit vectors
 
         if self.zeta:
             self._fit_kernel(structures, envs, use_z, use_m, sigma, progress)
         else:
             self._fit_linear(structures, envs, use_z, use_m, sigma, progress)
-        self._fitted = True
 
         rmse_m, rmse_z = [], []
         for atoms, env, uz, um in zip(structures, envs, use_z, use_m):
@@ -259,13 +285,13 @@ class PolarizationModel:
                 rmse_z.append((z - data.get_born_charges(atoms)).ravel())
             if um:
                 rmse_m.append(m - atoms.calc.results["dipole"])
-        self.training_info = {
+        self.training_info_ = {
             "n_structures": len(structures),
             "n_atoms": int(sum(len(a) for a in structures)),
-            "n_references": {s: int((self.ref_species == t).sum()) for t, s in enumerate(self.species)},
-            "zbar": {s: float(self.zbar[t]) for t, s in enumerate(self.species)},
+            "n_references": {s: int((self.ref_species_ == t).sum()) for t, s in enumerate(self.species_)},
+            "zbar": {s: float(self.zbar_[t]) for t, s in enumerate(self.species_)},
             "bec_rmse": _rms(rmse_z), "dipole_rmse": _rms(rmse_m),
-            "sigma_bec": self._sigma_z or None, "sigma_dipole": self._sigma_m or None,
+            "sigma_bec": self.sigma_bec_ or None, "sigma_dipole": self.sigma_dipole_ or None,
         }
         return self
 
@@ -298,7 +324,7 @@ class PolarizationModel:
                 raise InputError(f"training structure {k} has non-finite Born charges")
             if use_m[-1] and not np.all(np.isfinite(atoms.calc.results["dipole"])):
                 raise InputError(f"training structure {k} has a non-finite dipole")
-        if self.targets == "dipole" and periodic_dipole_needed(structures) and not self.periodic_dipole:
+        if self.targets == "dipole" and all(bool(a.pbc.any()) for a in structures) and not self.periodic_dipole:
             raise InputError("targets='dipole' on periodic cells: their dipoles are defined only up to "
                              "a polarization quantum; fit Born charges (targets='bec') or pass "
                              "periodic_dipole=True")
@@ -317,10 +343,10 @@ class PolarizationModel:
         """Per-species mean diagonal Born charge Zbar_J (e), from the training Born charges.
 
         Without Born charges (dipole-only training) the point charges are instead fitted
-        together with the model (see :meth:`_charge_columns`); zeros are returned here.
+        together with the model (:meth:`_charge_rows`, :meth:`_solve`); zeros are returned here.
         """
-        n_spec = len(self.species)
-        index = {s: i for i, s in enumerate(self.species)}
+        n_spec = len(self.species_)
+        index = {s: i for i, s in enumerate(self.species_)}
         total = np.zeros(n_spec)
         count = np.zeros(n_spec)
         for atoms, u in zip(structures, use_z):
@@ -338,8 +364,8 @@ class PolarizationModel:
         when every training composition carries its total charge, ``sum_J n_J q_J = Q``:
         dipole-only fits keep the charges on that affine subspace exactly.
         """
-        n_spec = len(self.species)
-        index = {s: i for i, s in enumerate(self.species)}
+        n_spec = len(self.species_)
+        index = {s: i for i, s in enumerate(self.species_)}
         compositions = {}
         for atoms, u in zip(structures, use_m):
             if u:
@@ -350,11 +376,11 @@ class PolarizationModel:
 
     def _fit_linear(self, structures, envs, use_z, use_m, sigma, progress):
         """Linear kernel: ridge on ``c`` in an orthonormal basis of the reference span."""
-        desc = self._descriptor
-        n_spec, n_feat = len(self.species), desc.n_features
+        desc = self.descriptor_
+        n_spec, n_feat = len(self.species_), desc.n_features
         bases = []  # per species (F, r_t), standardised-feature space
         for t in range(n_spec):
-            refs = self.ref_descriptors[self.ref_species == t]  # (n, F, 3)
+            refs = self.ref_descriptors_[self.ref_species_ == t]  # (n, F, 3)
             rmat = np.transpose(refs, (0, 2, 1)).reshape(-1, n_feat)  # rows D~[:, b](X_r)
             _, sv, vt = np.linalg.svd(rmat, full_matrices=False)
             keep = sv > sv[0] * 1e-8 if sv.size and sv[0] > 0 else np.zeros(0, bool)
@@ -365,7 +391,7 @@ class PolarizationModel:
         projection = np.zeros((n_spec * n_feat, int(offsets[-1])))
         for t in range(n_spec):
             projection[t * n_feat:(t + 1) * n_feat, offsets[t]:offsets[t + 1]] = \
-                self.feature_scale[t][:, None] * bases[t]
+                self.feature_scale_[t][:, None] * bases[t]
 
         def design(atoms, env, uz, um):
             z_rows = m_rows = None
@@ -380,19 +406,19 @@ class PolarizationModel:
         v = self._solve(structures, envs, use_z, use_m, sigma, progress, int(offsets[-1]), design,
                         projection)
         # coefficients on the raw features, in physical units (e per feature unit)
-        self.coefficients = np.zeros((n_spec, n_feat))
-        self.ref_weights = np.zeros((len(self.ref_species), 3))
+        self.coefficients_ = np.zeros((n_spec, n_feat))
+        self.ref_weights_ = np.zeros((len(self.ref_species_), 3))
         for t in range(n_spec):
             c_std = bases[t] @ v[offsets[t]:offsets[t + 1]] * sigma  # on standardised features
-            self.coefficients[t] = c_std * self.feature_scale[t]
-            refs = self.ref_descriptors[self.ref_species == t]
+            self.coefficients_[t] = c_std * self.feature_scale_[t]
+            refs = self.ref_descriptors_[self.ref_species_ == t]
             rmat = np.transpose(refs, (0, 2, 1)).reshape(-1, n_feat)
             w, *_ = np.linalg.lstsq(rmat.T, c_std, rcond=None)
-            self.ref_weights[self.ref_species == t] = w.reshape(-1, 3)
+            self.ref_weights_[self.ref_species_ == t] = w.reshape(-1, 3)
 
     def _fit_kernel(self, structures, envs, use_z, use_m, sigma, progress):
         """Polynomial kernel: subset of regressors, whitened by the eigenvectors of K_mm."""
-        n_spec = len(self.species)
+        n_spec = len(self.species_)
         whiten = []  # per species: (3 n_ref_t, k_t) = V Lambda^(-1/2) of K_mm's range
         for t in range(n_spec):
             kmm = self._kernel_mm(t)
@@ -410,10 +436,10 @@ class PolarizationModel:
             return z_rows, m_rows
 
         v = self._solve(structures, envs, use_z, use_m, sigma, progress, int(offsets[-1]), design)
-        self.ref_weights = np.zeros((len(self.ref_species), 3))
+        self.ref_weights_ = np.zeros((len(self.ref_species_), 3))
         for t in range(n_spec):
             w = whiten[t] @ v[offsets[t]:offsets[t + 1]] * sigma
-            self.ref_weights[self.ref_species == t] = w.reshape(-1, 3)
+            self.ref_weights_[self.ref_species_ == t] = w.reshape(-1, 3)
         self._prepare_kernel()
 
     def _solve(self, structures, envs, use_z, use_m, sigma, progress, n_model, design, projection=None):
@@ -422,11 +448,11 @@ class PolarizationModel:
         ``design(atoms, env, use_z, use_m)`` returns the rows (9N, n_raw) of the Born charges
         and (3, n_raw) of the dipole; ``projection`` (n_raw, n_model; identity when None) maps
         them to coordinates ``v`` whose ridge penalty is ``|v|^2``, for a model
-        ``sigma * rows @ projection @ v``. Returns ``v``; sets ``self.zbar`` for dipole-only fits.
+        ``sigma * rows @ projection @ v``. Returns ``v``; sets ``self.zbar_`` for dipole-only fits.
         """
         from scipy.linalg.blas import dsyrk
 
-        n_spec = len(self.species)
+        n_spec = len(self.species_)
         # dipole-only: per-species point charges are unknowns too (no Born charges give Zbar):
         # q = q0 + null @ y, with q0 meeting every composition's total charge and y free
         joint = not any(use_z)
@@ -435,7 +461,7 @@ class PolarizationModel:
             q0 = np.linalg.pinv(comp) @ charge
             _, sv, vt = np.linalg.svd(comp)
             null = vt[int((sv > 1e-10 * sv.max()).sum()):].T  # (S, S - rank)
-            self.zbar = q0
+            self.zbar_ = q0
         n_raw = n_model if projection is None else projection.shape[0]
         n_extra = null.shape[1] if joint else 0
         # Fortran order: dsyrk updates the upper triangle in place
@@ -443,9 +469,9 @@ class PolarizationModel:
         b_vec = np.zeros(n_raw + n_extra)
         # residuals in units of sigma, weighted: Z* rows by sigma / s_Z (= 1 whenever there are
         # Born charges), dipole rows by sqrt(lambda_M) sigma / s_M
-        w_z = sigma / self._sigma_z if self._sigma_z > 0 else 0.0
-        w_m = (np.sqrt(self.dipole_weight if self.targets == "both" else 1.0) * sigma / self._sigma_m
-               if self._sigma_m > 0 else 0.0)
+        w_z = sigma / self.sigma_bec_ if self.sigma_bec_ > 0 else 0.0
+        w_m = (np.sqrt(self.dipole_weight if self.targets == "both" else 1.0) * sigma / self.sigma_dipole_
+               if self.sigma_dipole_ > 0 else 0.0)
         for atoms, env, uz, um in _progress(list(zip(structures, envs, use_z, use_m)), progress, "fit"):
             if not (uz or um):
                 continue
@@ -478,14 +504,14 @@ class PolarizationModel:
             penalty[n_model:] = 0.0  # the point charges are not shrunk
         v = _solve_ridge(a_mat, b_vec, penalty)
         if joint:
-            self.zbar = q0 + null @ v[n_model:] * sigma
+            self.zbar_ = q0 + null @ v[n_model:] * sigma
         return v[:n_model]
 
     # polynomial kernel ------------------------------------------------------------------
     def _kernel_mm(self, t):
         """K_mm of species t: ``(D~_r[:, b] . D~_r'[:, b']) (q_r . q_r')^zeta``, (3 n, 3 n)."""
-        refs = self.ref_descriptors[self.ref_species == t]
-        qr = self.ref_invariants[self.ref_species == t]
+        refs = self.ref_descriptors_[self.ref_species_ == t]
+        qr = self.ref_invariants_[self.ref_species_ == t]
         lin = np.einsum("rfb,sfc->rbsc", refs, refs)
         scal = self._scalar_kernel(qr @ qr.T)[0]
         n = len(refs)
@@ -496,26 +522,26 @@ class PolarizationModel:
         base = 0.5 * (1.0 + k)
         return base ** self.zeta, 0.5 * self.zeta * base ** (self.zeta - 1)
 
-    def _atom_invariants(self, env):
-        """Scaled invariants ``p~`` of every atom and their norms."""
-        inv = self._descriptor.invariants(env) * self.invariant_scale[env.centre_species]
+    def _kernel_inputs(self, env):
+        """What both sides of the polynomial kernel need of every atom: standardised features
+        ``D~`` (N, F, 3), scaled invariants ``p~`` (N, P), their norms and directions ``q``."""
+        feats = self.descriptor_.features(env)
+        scaled = feats * self.feature_scale_[env.centre_species][:, :, None]
+        inv = self.descriptor_.invariants(env) * self.invariant_scale_[env.centre_species]
         norm = np.maximum(np.linalg.norm(inv, axis=1), 1e-300)
-        return inv, norm
+        return scaled, inv, norm, inv / norm[:, None]
 
     def _kernel_design(self, env, need_z, need_m):
         """Columns of K_nm per species: Z* rows (9N, 3 n_t) and dipole rows (3, 3 n_t)."""
-        desc = self._descriptor
-        n_spec = len(self.species)
-        feats = desc.features(env)
-        scaled = feats * self.feature_scale[env.centre_species][:, :, None]
-        inv, norm = self._atom_invariants(env)
-        q = inv / norm[:, None]
+        desc = self.descriptor_
+        n_spec = len(self.species_)
+        scaled, _, norm, q = self._kernel_inputs(env)
         z_out = [] if need_z else None
         m_out = [] if need_m else None
         for t in range(n_spec):
             sel = np.where(env.centre_species == t)[0]
-            refs = self.ref_descriptors[self.ref_species == t]
-            qr = self.ref_invariants[self.ref_species == t]
+            refs = self.ref_descriptors_[self.ref_species_ == t]
+            qr = self.ref_invariants_[self.ref_species_ == t]
             n_r = len(refs)
             k = q[sel] @ qr.T  # (nJ, n_r)
             w, dw = self._scalar_kernel(k)
@@ -530,8 +556,8 @@ class PolarizationModel:
                                env.vectors[pairs], env.nbr_species[pairs], env.rho0, env.rho1, env.rho2,
                                env.rho3, env.unit[pairs], env.inv_r[pairs], env.radial[pairs],
                                env.dradial[pairs])
-            scale_t = self.feature_scale[t]
-            iscale_t = self.invariant_scale[t]
+            scale_t = self.feature_scale_[t]
+            iscale_t = self.invariant_scale_[t]
             # batches of references sized to keep the coefficient arrays near 100 MB
             batch = max(1, int(4e6 // (env.n_atoms * desc.n_features)))
             for lo in range(0, n_r, batch):
@@ -555,15 +581,12 @@ class PolarizationModel:
 
     def _prepare_kernel(self):
         """Per-reference coefficient vectors ``C_r = D~_r w_r`` used at prediction."""
-        self._ref_c = np.einsum("rfb,rb->rf", self.ref_descriptors, self.ref_weights)
+        self._ref_c = np.einsum("rfb,rb->rf", self.ref_descriptors_, self.ref_weights_)
 
     def _predict_kernel(self, env):
-        desc = self._descriptor
-        n_spec = len(self.species)
-        feats = desc.features(env)
-        scaled = feats * self.feature_scale[env.centre_species][:, :, None]
-        inv, norm = self._atom_invariants(env)
-        q = inv / norm[:, None]
+        desc = self.descriptor_
+        n_spec = len(self.species_)
+        scaled, inv, norm, q = self._kernel_inputs(env)
         c = np.zeros((env.n_atoms, 1, desc.n_features))
         e = np.zeros((env.n_atoms, 3, inv.shape[1]))
         m = np.zeros(3)
@@ -571,17 +594,17 @@ class PolarizationModel:
             sel = np.where(env.centre_species == t)[0]
             if not len(sel):
                 continue
-            on = self.ref_species == t
-            qr, cr = self.ref_invariants[on], self._ref_c[on]
+            on = self.ref_species_ == t
+            qr, cr = self.ref_invariants_[on], self._ref_c[on]
             k = q[sel] @ qr.T
             w, dw = self._scalar_kernel(k)
             u = np.einsum("jfa,rf->jra", scaled[sel], cr, optimize=True)  # sum_b w[r,b] T[j,r,a,b]
             m += np.einsum("jra,jr->a", u, w)
-            c[sel, 0] = (w @ cr) * self.feature_scale[t]
+            c[sel, 0] = (w @ cr) * self.feature_scale_[t]
             ud = u * dw[:, :, None]
             e[sel] = (np.einsum("jra,rp->jap", ud, qr, optimize=True)
                       - np.einsum("jra,jr->ja", ud, k)[:, :, None] * q[sel][:, None, :]) \
-                * (self.invariant_scale[t] / norm[sel][:, None])[:, None, :]
+                * (self.invariant_scale_[t] / norm[sel][:, None])[:, None, :]
         g = desc.moment_coefficients(env, c)
         h = desc.invariant_moment_coefficients(env, e)
         z = desc.backprop(env, g[0] + h[0], g[1] + h[1], g[2] + h[2], g[3])
@@ -596,7 +619,7 @@ class PolarizationModel:
 
     def _baseline_values(self, atoms, env: Environments):
         """Point-charge part: ``M0 = sum_i Zbar_J(i) x_i`` (e*A) and ``Z0[i] = Zbar_J(i) I`` (e)."""
-        q = self.zbar[env.centre_species]
+        q = self.zbar_[env.centre_species]
         m0 = q @ atoms.positions
         z0 = q[:, None, None] * np.eye(3)[None]
         return m0, z0
@@ -626,16 +649,16 @@ class PolarizationModel:
         """
         self._check_fitted()
         # successive calls are usually MD steps: reuse the neighbour list (Verlet skin)
-        env = self._descriptor.environments(atoms, where=where, reuse=True)
+        env = self.descriptor_.environments(atoms, where=where, reuse=True)
         return self._predict_env(atoms, env)
 
     def _predict_env(self, atoms, env: Environments):
         m0, z0 = self._baseline_values(atoms, env)
-        desc = self._descriptor
+        desc = self.descriptor_
         if self.zeta:
             m, z = self._predict_kernel(env)
         else:
-            m, z = desc.linear_dipole(env, self.coefficients)
+            m, z = desc.linear_dipole(env, self.coefficients_)
         return m + m0, z + z0
 
     def calculator(self):
@@ -652,28 +675,29 @@ class PolarizationModel:
         arrays = {
             "kind": np.array(_KIND),
             "format_version": np.array(FORMAT_VERSION),
-            "hyperparameters": np.array(json.dumps(self.get_params())),
-            "training_info": np.array(json.dumps(self.training_info)),
-            "species": np.array(self.species),
-            "zbar": self.zbar,
-            "feature_scale": self.feature_scale,
-            "ref_descriptors": self.ref_descriptors,
-            "ref_species": self.ref_species,
-            "ref_weights": self.ref_weights,
-            "sigmas": np.array([self._sigma_z, self._sigma_m]),
+            "hyperparameters": np.array(json.dumps({**self.get_params(),
+                                                    "descriptor": self.descriptor.to_dict()})),
+            "training_info": np.array(json.dumps(self.training_info_)),
+            "species": np.array(self.species_),
+            "zbar": self.zbar_,
+            "feature_scale": self.feature_scale_,
+            "ref_descriptors": self.ref_descriptors_,
+            "ref_species": self.ref_species_,
+            "ref_weights": self.ref_weights_,
+            "sigmas": np.array([self.sigma_bec_, self.sigma_dipole_]),
         }
         if self.zeta:
-            arrays["ref_invariants"] = self.ref_invariants
-            arrays["invariant_scale"] = self.invariant_scale
+            arrays["ref_invariants"] = self.ref_invariants_
+            arrays["invariant_scale"] = self.invariant_scale_
         else:
-            arrays["coefficients"] = self.coefficients
+            arrays["coefficients"] = self.coefficients_
         path = Path(path)
         with open(path, "wb") as fh:  # np.savez would append .npz to other names
             np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path) -> "PolarizationModel":
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save` (of this or an earlier format version)."""
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: no such model file")
@@ -688,29 +712,34 @@ class PolarizationModel:
         if version > FORMAT_VERSION:
             raise InputError(f"{path}: model format version {version} is newer than this "
                              f"ipi-dipole understands ({FORMAT_VERSION}); upgrade ipi-dipole")
-        model = cls(**json.loads(str(arrays["hyperparameters"])))
-        model.training_info = json.loads(str(arrays["training_info"]))
-        model.species = [str(s) for s in arrays["species"]]
-        model._descriptor = model._make_descriptor()
-        model.zbar = arrays["zbar"]
-        model.feature_scale = arrays["feature_scale"]
-        model.ref_descriptors = arrays["ref_descriptors"]
-        model.ref_species = arrays["ref_species"]
-        model.ref_weights = arrays["ref_weights"]
-        model._sigma_z, model._sigma_m = (float(x) for x in arrays["sigmas"])
+        params = json.loads(str(arrays["hyperparameters"]))
+        if version == 1:
+            params = _params_from_v1(params)
+        model = cls(**params)
+        model.training_info_ = json.loads(str(arrays["training_info"]))
+        model.species_ = [str(s) for s in arrays["species"]]
+        model.descriptor_ = model.descriptor.build(model.species_)
+        model.zbar_ = arrays["zbar"]
+        model.feature_scale_ = arrays["feature_scale"]
+        model.ref_descriptors_ = arrays["ref_descriptors"]
+        model.ref_species_ = arrays["ref_species"]
+        model.ref_weights_ = arrays["ref_weights"]
+        model.sigma_bec_, model.sigma_dipole_ = (float(x) for x in arrays["sigmas"])
         if model.zeta:
-            model.ref_invariants = arrays["ref_invariants"]
-            model.invariant_scale = arrays["invariant_scale"]
+            model.ref_invariants_ = arrays["ref_invariants"]
+            model.invariant_scale_ = arrays["invariant_scale"]
             model._prepare_kernel()
         else:
-            model.coefficients = arrays["coefficients"]
-        model._fitted = True
+            model.coefficients_ = arrays["coefficients"]
         return model
 
 
-def periodic_dipole_needed(structures) -> bool:
-    """True when every structure is periodic (no molecular dipole to fit)."""
-    return all(bool(a.pbc.any()) for a in structures)
+def _params_from_v1(params: dict) -> dict:
+    """Hyper-parameters of a format-1 file (descriptor settings flat among the others)."""
+    params = dict(params)
+    names = ("cutoff", "n_radial", "n_radial4", "rank3_weight")
+    params["descriptor"] = DescriptorSettings(**{k: params.pop(k) for k in names if k in params})
+    return params
 
 
 def farthest_point_sampling(x: np.ndarray, n: int, rng) -> np.ndarray:

@@ -7,7 +7,7 @@ from ase.build import molecule
 from ase.neighborlist import neighbor_list
 from scipy.spatial.transform import Rotation
 
-from ipi_dipole.descriptors import Descriptor
+from ipi_dipole.descriptors import Descriptor, DescriptorSettings
 from ipi_dipole.errors import InputError
 
 CUTOFF = 4.0
@@ -16,7 +16,7 @@ CUTOFF = 4.0
 @pytest.fixture(scope="module")
 def descriptor():
     """Every block: 2-, 3-body (with rank 3) and 4-body (on the first 2 radial functions)."""
-    return Descriptor(["H", "O"], cutoff=CUTOFF, n_radial=3, n_radial4=2, rank3=True)
+    return Descriptor(["H", "O"], DescriptorSettings(cutoff=CUTOFF, n_radial=3, n_radial4=2, rank3_weight=1.0))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_sizes(descriptor):
     assert descriptor.n_block4 == 10 * 4  # 4 reduced channels: 10 pairs times 4
     blocks = descriptor.feature_blocks()
     assert blocks["(rho2:rho2)*rho1"].stop == descriptor.n_features == 114 + 3 * 40
-    plain = Descriptor(["H", "O"], n_radial=3)
+    plain = Descriptor(["H", "O"], DescriptorSettings(n_radial=3, n_radial4=0))
     assert plain.n_features == 78 and plain.feature_blocks()["rho2:rho3"] == slice(78, 78)
 
 
@@ -196,3 +196,28 @@ def test_unknown_species_is_named(descriptor, dimer):
 def test_periodic_without_cell_is_an_error(descriptor):
     with pytest.raises(InputError, match="without a cell"):
         descriptor.compute(Atoms("OH", positions=[[0, 0, 0], [1, 0, 0]], pbc=True))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(cutoff=0.0), "cutoff must be positive"),
+    (dict(cutoff=float("nan")), "cutoff must be finite"),
+    (dict(n_radial=0), "n_radial must be at least 1"),
+    (dict(n_radial=2.5), "n_radial must be an integer"),
+    (dict(n_radial=3, n_radial4=4), r"n_radial4 must be between 0 and n_radial \(3\)"),
+    (dict(rank3_weight=-0.1), "rank3_weight must not be negative"),
+])
+def test_settings_are_validated_once(settings, message):
+    with pytest.raises(InputError, match=message):
+        DescriptorSettings(**settings)
+
+
+def test_settings_dict_round_trip():
+    from ipi_dipole.descriptors import settings_from_dict
+
+    s = DescriptorSettings(cutoff=4, n_radial=3, n_radial4=1, rank3_weight=0.5)
+    assert s.cutoff == 4.0 and isinstance(s.cutoff, float) and s.rank3
+    assert settings_from_dict(s.to_dict()) == s and s.to_dict()["kind"] == "moments"
+    with pytest.raises(InputError, match="unknown moments descriptor setting"):
+        settings_from_dict({"cutoff": 4.0, "l_max": 2})
+    with pytest.raises(InputError, match="unknown descriptor kind"):
+        settings_from_dict({"kind": "spherical"})

@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from ase.build import molecule
 
 from ipi_dipole import PolarizationModel, data
 from ipi_dipole.cli import main
-from ipi_dipole.descriptors import Descriptor
+from ipi_dipole.descriptors import Descriptor, DescriptorSettings
 from ipi_dipole.errors import InputError
 
 CHARGES = {"H": 0.41, "O": -0.82}
@@ -57,7 +58,7 @@ def known():
     first N_BEC training structures): otherwise it would leave a term proportional to the
     bond vectors that no finite radial basis represents exactly.
     """
-    descriptor = Descriptor(["H", "O"], cutoff=5.5, n_radial=3, n_radial4=2)
+    descriptor = Descriptor(["H", "O"], DescriptorSettings(cutoff=5.5, n_radial=3, n_radial4=2))
     rng = np.random.default_rng(11)
     coefficients = rng.normal(scale=0.05, size=(2, descriptor.n_features))
     train_atoms = dimers(200, seed=1)
@@ -81,7 +82,7 @@ def known():
 @pytest.fixture(scope="module")
 def fitted(known):
     train, _ = known
-    return PolarizationModel(n_radial=3, n_radial4=2, n_ref=120, targets="bec",
+    return PolarizationModel(DescriptorSettings(n_radial=3, n_radial4=2), n_ref=120, targets="bec",
                              regularization=1e-12).fit(train[:N_BEC])
 
 
@@ -99,10 +100,11 @@ def test_z_is_the_derivative_of_m(fitted):
                                        atol=1e-7)
 
 
-@pytest.mark.parametrize("options", [dict(rank3_weight=0.1, n_radial4=2), dict(zeta=2, n_radial4=0)])
+@pytest.mark.parametrize("options", [dict(descriptor=DescriptorSettings(n_radial=3, rank3_weight=0.1, n_radial4=2)),
+                                     dict(descriptor=DescriptorSettings(n_radial=3, n_radial4=0), zeta=2)])
 def test_z_is_the_derivative_of_m_rank3_and_kernel(known, options):
     """The optional rank-3 block and the polynomial kernel keep Z* the exact derivative of M."""
-    model = PolarizationModel(n_radial=3, n_ref=20, targets="both", **options).fit(known[0][:12])
+    model = PolarizationModel(n_ref=20, targets="both", **options).fit(known[0][:12])
     atoms = dimers(1, seed=8)[0]
     m, z = model.predict(atoms)
     h = 1e-5
@@ -124,10 +126,10 @@ def test_z_is_the_derivative_of_m_rank3_and_kernel(known, options):
 ])
 def test_known_linear_dipole_function_is_recovered(known, targets, n_train, tol):
     train, test = known
-    model = PolarizationModel(n_radial=3, n_radial4=2, n_ref=120, targets=targets,
+    model = PolarizationModel(DescriptorSettings(n_radial=3, n_radial4=2), n_ref=120, targets=targets,
                               regularization=1e-12).fit(train[:n_train])
     if targets != "dipole":  # (fitted point charges trade a little with the 2-body terms)
-        assert model.training_info["zbar"] == pytest.approx(CHARGES, abs=1e-8)
+        assert model.training_info_["zbar"] == pytest.approx(CHARGES, abs=1e-8)
     for atoms in test:
         m, z = model.predict(atoms)
         # exact but for the round-off of normal equations with a 1e-12 ridge
@@ -140,8 +142,8 @@ def test_point_charges_are_exact():
     for atoms in dimers(8, seed=3):
         q = np.array([CHARGES[s] for s in atoms.get_chemical_symbols()])
         structures.append(data.make_structure(atoms, q[:, None, None] * np.eye(3), dipole=q @ atoms.positions))
-    model = PolarizationModel(n_radial=3, n_radial4=0, n_ref=20).fit(structures)
-    assert model.training_info["zbar"] == pytest.approx(CHARGES)
+    model = PolarizationModel(DescriptorSettings(n_radial=3, n_radial4=0), n_ref=20).fit(structures)
+    assert model.training_info_["zbar"] == pytest.approx(CHARGES)
     atoms = dimers(1, seed=4)[0]
     q = np.array([CHARGES[s] for s in atoms.get_chemical_symbols()])
     m, z = model.predict(atoms)
@@ -155,7 +157,7 @@ def test_save_load_round_trip(fitted, tmp_path):
     with np.load(path, allow_pickle=False) as npz:  # no pickled objects inside
         assert int(npz["format_version"]) >= 1
     loaded = PolarizationModel.load(path)
-    assert loaded.species == ["H", "O"]
+    assert loaded.species_ == ["H", "O"]
     assert loaded.get_params() == fitted.get_params()
     atoms = dimers(1, seed=9)[0]
     for a, b in zip(fitted.predict(atoms), loaded.predict(atoms)):
@@ -213,10 +215,10 @@ def test_periodic_dipoles_are_not_fitted(known):
         c.pbc = True
         cells.append(c)
     with pytest.raises(InputError, match="polarization quantum"):
-        PolarizationModel(n_radial=3, n_radial4=0, n_ref=10, targets="dipole").fit(cells)
+        PolarizationModel(DescriptorSettings(n_radial=3, n_radial4=0), n_ref=10, targets="dipole").fit(cells)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        PolarizationModel(n_radial=3, n_radial4=0, n_ref=10, targets="both").fit(cells + train[4:8])
+        PolarizationModel(DescriptorSettings(n_radial=3, n_radial4=0), n_ref=10, targets="both").fit(cells + train[4:8])
     assert any("not fitted" in str(w.message) for w in caught)
 
 
@@ -272,3 +274,46 @@ def test_cli_errors_are_one_line(tblite_dimers, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "structure 0" in err and "atom 0 is N" in err and "\n" not in err
     assert main(["evaluate", str(tmp_path / "none.npz"), str(path)]) == 2
+
+
+LEGACY = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("name", ["linear", "kernel"])
+def test_format_1_files_still_load_and_predict_the_same(name):
+    """Model files of format version 1 (tests/data/make_legacy_v1_models.py, written by the
+    last release) load with their flat descriptor settings and predict what they did."""
+    model = PolarizationModel.load(LEGACY / f"legacy_v1_{name}.npz")
+    with np.load(LEGACY / "legacy_v1_expected.npz") as npz:
+        expected = {k: npz[k] for k in npz.files}
+    assert model.descriptor == (DescriptorSettings(cutoff=4.5, n_radial=3, n_radial4=2, rank3_weight=0.1)
+                                if name == "linear" else DescriptorSettings(cutoff=4.5, n_radial=3, n_radial4=0))
+    atoms = Atoms(numbers=expected["numbers"], positions=expected["positions"])
+    m, z = model.predict(atoms)
+    np.testing.assert_allclose(m, expected[f"{name}_dipole"], atol=1e-12, rtol=1e-10)
+    np.testing.assert_allclose(z, expected[f"{name}_bec"], atol=1e-12, rtol=1e-10)
+
+
+def test_params_round_trip_and_set_params(fitted, tmp_path):
+    params = fitted.get_params()
+    assert isinstance(params["descriptor"], DescriptorSettings)
+    assert PolarizationModel(**params).get_params() == params
+    copy = PolarizationModel(**params).fit(dimers_with_point_charges(4))
+    assert copy.set_params(descriptor__cutoff=4.0, n_ref=7) is copy
+    assert copy.descriptor == DescriptorSettings(cutoff=4.0, n_radial=3, n_radial4=2) and copy.n_ref == 7
+    assert not hasattr(copy, "coefficients_")  # the fit belonged to the old settings
+    with pytest.raises(InputError, match="not fitted"):
+        copy.predict(dimers(1)[0])
+    with pytest.raises(InputError, match="unknown PolarizationModel parameter"):
+        copy.set_params(cutoff=4.0)  # a descriptor setting: descriptor__cutoff
+    with pytest.raises(InputError, match="n_radial4 must be between"):
+        copy.set_params(descriptor__n_radial4=5)
+    assert PolarizationModel(descriptor={"cutoff": 4.0, "n_radial": 3, "n_radial4": 2}).descriptor == copy.descriptor
+
+
+def dimers_with_point_charges(n):
+    structures = []
+    for atoms in dimers(n, seed=3):
+        q = np.array([CHARGES[s] for s in atoms.get_chemical_symbols()])
+        structures.append(data.make_structure(atoms, q[:, None, None] * np.eye(3), dipole=q @ atoms.positions))
+    return structures

@@ -48,13 +48,14 @@ def run(args):
     import warnings
 
     from ipi_dipole import data, metrics
+    from ipi_dipole.descriptors import DescriptorSettings
     from ipi_dipole.model import PolarizationModel
 
     structures = data.load(args.data)
-    options = dict(cutoff=args.cutoff, n_ref=args.n_ref, targets=args.targets,
-                   dipole_weight=args.dipole_weight, seed=args.seed, n_radial=args.n_radial,
-                   n_radial4=args.n_radial4, rank3_weight=args.rank3_weight,
-                   zeta=args.zeta)
+    descriptor = DescriptorSettings(cutoff=args.cutoff, n_radial=args.n_radial,
+                                    n_radial4=args.n_radial4, rank3_weight=args.rank3_weight)
+    options = dict(descriptor=descriptor, n_ref=args.n_ref, targets=args.targets,
+                   dipole_weight=args.dipole_weight, seed=args.seed, zeta=args.zeta)
     if args.regularization is not None:
         options["regularization"] = args.regularization
     model = PolarizationModel(**options)
@@ -64,7 +65,7 @@ def run(args):
     for w in caught:
         print(f"warning: {w.message}")
     model.save(args.output)
-    info = model.training_info
+    info = model.training_info_
     refs = ", ".join(f"{s} {n}" for s, n in info["n_references"].items())
     print(f"{args.data}: {info['n_structures']} structures, {info['n_atoms']} atoms; "
           f"references per species: {refs}")
