@@ -31,23 +31,6 @@ class MeasuredSpectrum:
     n: np.ndarray | None = None
     k: np.ndarray | None = None
 
-    @property
-    def alpha_cm1(self) -> np.ndarray | None:
-        """Absorption coefficient ``4 pi k nu`` in cm^-1 (None without k)."""
-        return None if self.k is None else 4.0 * np.pi * self.k * self.wavenumber_cm1
-
-
-def alpha_n_from_nk(wavelength_um, n, k):
-    """``(wavenumber_cm1, alpha*n)`` from wavelength (um), refractive index n and extinction k.
-
-    ``nu = 1e4 / lambda``, ``alpha = 4 pi k nu`` (cm^-1); sorted by increasing wavenumber.
-    """
-    lam = np.asarray(wavelength_um, dtype=float)
-    nu = 1e4 / lam
-    alpha = 4.0 * np.pi * np.asarray(k, dtype=float) * nu
-    order = np.argsort(nu)
-    return nu[order], (alpha * np.asarray(n, dtype=float))[order]
-
 
 def _table(text: str, path: Path, what: str) -> np.ndarray:
     try:

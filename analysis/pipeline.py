@@ -31,17 +31,18 @@ Settings that can come from the run or from the user, in order of precedence:
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ipi_dipole.errors import InputError
 
-from . import green_kubo, mdot as mdot_mod, quantum_corrections
+from . import green_kubo, mdot as mdot_mod, quantum_corrections, runs
 from .green_kubo import SpectrumSettings, wavenumber
 from .jumps import remove_dipole_jumps
 from .replicas import ReplicaAverage, average, common_lag
-from .runs import Replica
+from .runs import Replica, RunFiles
 
 log = logging.getLogger("ipi_dipole.analysis")
 
@@ -312,3 +313,92 @@ def compute(replicas: list[Replica], options: Options) -> ReplicaAverage:
         log.info(f"the volume ({min(volumes):.4g} A^3 for {n_atoms} atoms) looks like a molecule in a "
                  "vacuum box; alpha*n scales as 1/V: give --volume for the number density you mean")
     return average(spectra, info)
+
+
+def find_replicas(paths) -> list[RunFiles]:
+    """The i-PI replicas found under ``paths`` (directories searched recursively, or files)."""
+    found = runs.find_runs(paths)
+    if not found:
+        raise InputError(f"no i-PI dipole, BEC or velocity trajectory found in {' '.join(map(str, paths))}")
+    return found
+
+
+def masses_per_atom(found: list[RunFiles], masses) -> np.ndarray | None:
+    """Per-atom masses (Da) for the velocity files of ``found``.
+
+    Parameters
+    ----------
+    found : list of RunFiles
+    masses : dict or sequence or None
+        Masses in Da per species (``{"O": 15.999, "H": 2.014}``, matched to the symbols of
+        the first velocity trajectory) or per atom; None: none given.
+    """
+    if masses is None:
+        return None
+    if not isinstance(masses, dict):
+        return np.array(masses, dtype=float)
+    symbols = None
+    for run in found:
+        if run.velocities is not None:
+            with open(run.velocities) as fh:
+                n = int(fh.readline())
+                fh.readline()
+                symbols = [fh.readline().split()[0] for _ in range(n)]
+            break
+    if symbols is None:
+        return None
+    missing = sorted(set(symbols) - set(masses))
+    if missing:
+        raise InputError(f"--masses: no mass for {', '.join(missing)}")
+    return np.array([masses[s] for s in symbols])
+
+
+def load_replicas(found: list[RunFiles], masses=None, cell=None) -> list[Replica]:
+    """Load the replicas ``found`` by :func:`find_replicas`.
+
+    Parameters
+    ----------
+    found : list of RunFiles
+    masses : dict or sequence or None
+        As for :func:`masses_per_atom` (Da); used to turn momenta into velocities.
+    cell : array (3, 3) or None
+        Angstrom, lattice vectors as rows; replaces the trajectories' cell.
+    """
+    per_atom = masses_per_atom(found, masses)
+    replicas = []
+    for run in found:
+        rep = runs.load_replica(run, masses_da=per_atom)
+        if cell is not None:
+            rep.cell = cell
+        replicas.append(rep)
+    return replicas
+
+
+def title(result: ReplicaAverage) -> str:
+    """One line for a plot title: estimator, mean temperature (K) and volume (Angstrom^3)."""
+    info = result.info
+    return (f"{info['estimator']}, T = {np.mean(info['temperature_k']):.4g} K, "
+            f"V = {np.mean(info['volume_a3']):.5g} A^3")
+
+
+class _NoteHandler(logging.Handler):
+    def __init__(self, write):
+        super().__init__(logging.INFO)
+        self.write = write
+
+    def emit(self, record):
+        self.write(f"  note: {record.getMessage()}")
+
+
+@contextmanager
+def notes_to(write):
+    """Send the analysis' notes (choices made, jumps removed, ...) to ``write(line)`` meanwhile."""
+    handler = _NoteHandler(write)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)

@@ -14,11 +14,53 @@ import numpy as np
 
 from ipi_dipole.errors import InputError
 
+from .quantum_corrections import DESCRIPTION as QUANTUM_CORRECTIONS
 from .replicas import ReplicaAverage
 
 COLUMNS = ("wavenumber_cm1", "alpha_n_cm1", "alpha_n_stderr_cm1",
            "alpha_n_xx_cm1", "alpha_n_yy_cm1", "alpha_n_zz_cm1",
            "alpha_n_xx_stderr_cm1", "alpha_n_yy_stderr_cm1", "alpha_n_zz_stderr_cm1")
+
+
+def header_lines(result: ReplicaAverage, bands=()) -> list[str]:
+    """The ``#`` lines of the CSV: formula, units, every setting and where it came from.
+
+    Parameters
+    ----------
+    result : ReplicaAverage
+        From :func:`ipi_dipole.analysis.pipeline.compute` (its ``info`` says what was used).
+    bands : sequence of (position_cm1, height)
+        Band maxima (:func:`ipi_dipole.analysis.peaks.find_bands`), wavenumbers in cm^-1.
+    """
+    info = result.info
+    temps, vols = np.array(info["temperature_k"]), np.array(info["volume_a3"])
+    lines = [
+        "ipi-dipole spectrum: Green-Kubo alpha(w)*n(w) = beta/(3 V c eps0) Re int_0^T <Mdot(0).Mdot(t)> "
+        "w(t) exp(-i w t) dt (SI), averaged over replicas",
+        "units: wavenumber_cm1 in cm^-1 (w / 2 pi c); alpha_n_* in cm^-1; *_stderr = standard error "
+        "of the replica mean (nan with one replica); xx/yy/zz = light polarised along x/y/z, "
+        "isotropic = their mean",
+        f"estimator: {info['estimator']}",
+        f"window: {info['window']}, FWHM {info['fwhm_cm1']:g} cm^-1 (line shape in frequency)",
+        f"frame spacing: {info['frame_fs']:.8g} fs; max lag: {info['max_lag_fs']:.8g} fs "
+        f"({info['max_lag_frames']} frames); FFT length {info['n_fft']}; Tukey taper {info['taper']:g}",
+        "Mdot convention: Z*.v with velocity-Verlet velocities of MD step "
+        + ", ".join(f"{h:g}" for h in info["md_step_fs"]) + " fs (0 = exact derivative)",
+        f"temperature: {temps.mean():.8g} K ({'; '.join(info['temperature_source'])})",
+        f"volume: {vols.mean():.8g} A^3 ({'; '.join(info['volume_source'])})",
+        f"quantum correction: {QUANTUM_CORRECTIONS[info['quantum_correction']]}",
+        f"Born charges vs velocities: {info['bec_matching']}",
+        f"dipole jumps removed: {info['jumps_removed']}",
+        f"replicas: {result.n_replicas} ({', '.join(str(f) for f in info['frames'])} frames)",
+    ] + [f"replica {k + 1}: {name}" for k, name in enumerate(info["replicas"])]
+    if bands:
+        lines.append("bands (cm^-1): " + ", ".join(f"{p:.1f}" for p, _ in bands))
+    return lines
+
+
+def write_spectrum(path, result: ReplicaAverage, bands=(), max_cm1: float | None = None) -> int:
+    """Write ``result`` with its :func:`header_lines` up to ``max_cm1`` (cm^-1); returns the rows."""
+    return write_csv(path, result, header_lines(result, bands), max_cm1=max_cm1)
 
 
 def write_csv(path, result: ReplicaAverage, comments: list[str], max_cm1: float | None = None) -> int:

@@ -125,32 +125,6 @@ def _per_species(text, option):
     return out
 
 
-def _masses_for(runs, spec):
-    """Per-atom masses (Da) for the velocity files of ``runs`` from --masses."""
-    import numpy as np
-
-    from ipi_dipole.errors import InputError
-
-    if spec is None:
-        return None
-    if isinstance(spec, list):
-        return np.array(spec)
-    symbols = None
-    for run in runs:
-        if run.velocities is not None:
-            with open(run.velocities) as fh:
-                n = int(fh.readline())
-                fh.readline()
-                symbols = [fh.readline().split()[0] for _ in range(n)]
-            break
-    if symbols is None:
-        return None
-    missing = sorted(set(symbols) - set(spec))
-    if missing:
-        raise InputError(f"--masses: no mass for {', '.join(missing)}")
-    return np.array([spec[s] for s in symbols])
-
-
 def _replicas_from_arrays(args, cell):
     from ipi_dipole.analysis.runs import load_array, replica_from_arrays
     from ipi_dipole.errors import InputError
@@ -191,112 +165,81 @@ def _cell(text):
 
 
 def run(args):
-    import logging
-    import sys
+    from ipi_dipole.analysis import pipeline
 
+    with pipeline.notes_to(print):
+        return _run(args)
+
+
+def _run(args):
     import numpy as np
 
-    from ipi_dipole.analysis import pipeline, quantum_corrections, runs, spectrum_file
+    from ipi_dipole.analysis import pipeline, spectrum_file
     from ipi_dipole.analysis.green_kubo import SpectrumSettings
     from ipi_dipole.analysis.peaks import find_bands
     from ipi_dipole.errors import InputError
 
-    logger = logging.getLogger("ipi_dipole.analysis")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("  note: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        if not args.paths and not (args.dipole or args.velocities or args.bec):
-            raise InputError("give run directories / i-PI files, or plain arrays with --dipole/--velocities/--bec")
-        jump_charges = None
-        if args.jump_charges:
-            jc = _per_species(args.jump_charges, "--jump-charges")
-            jump_charges = sorted(set(jc.values() if isinstance(jc, dict) else jc))
-        settings = SpectrumSettings(window="none" if args.window_cm1 == 0 else
-                                    ("lorentzian" if args.lorentzian else "gaussian"),
-                                    fwhm_cm1=args.window_cm1, max_lag_fs=args.max_lag_fs,
-                                    resolution_cm1=args.resolution_cm1, taper=args.taper)
-        options = pipeline.Options(estimator=args.estimator, settings=settings, temperature_k=args.temperature,
-                                   volume_a3=args.volume, timestep_fs=args.timestep_fs,
-                                   quantum_correction=args.quantum_correction, bec_matching=args.bec_matching,
-                                   jump_charges=jump_charges, md_step_fs=args.md_step_fs)
-        masses = _per_species(args.masses, "--masses") if args.masses else None
-        cell = _cell(args.cell)
+    if not args.paths and not (args.dipole or args.velocities or args.bec):
+        raise InputError("give run directories / i-PI files, or plain arrays with --dipole/--velocities/--bec")
+    jump_charges = None
+    if args.jump_charges:
+        jc = _per_species(args.jump_charges, "--jump-charges")
+        jump_charges = sorted(set(jc.values() if isinstance(jc, dict) else jc))
+    settings = SpectrumSettings(window="none" if args.window_cm1 == 0 else
+                                ("lorentzian" if args.lorentzian else "gaussian"),
+                                fwhm_cm1=args.window_cm1, max_lag_fs=args.max_lag_fs,
+                                resolution_cm1=args.resolution_cm1, taper=args.taper)
+    options = pipeline.Options(estimator=args.estimator, settings=settings, temperature_k=args.temperature,
+                               volume_a3=args.volume, timestep_fs=args.timestep_fs,
+                               quantum_correction=args.quantum_correction, bec_matching=args.bec_matching,
+                               jump_charges=jump_charges, md_step_fs=args.md_step_fs)
+    masses = _per_species(args.masses, "--masses") if args.masses else None
+    cell = _cell(args.cell)
 
-        replicas = []
-        if args.paths:
-            found = runs.find_runs(args.paths)
-            if not found:
-                raise InputError(f"no i-PI dipole, BEC or velocity trajectory found in {' '.join(args.paths)}")
-            per_atom = _masses_for(found, masses)
-            print(f"found {len(found)} replica(s):")
-            for r in found:
-                print(f"  {r.name}: {r.describe()}")
-                rep = runs.load_replica(r, masses_da=per_atom)
-                if cell is not None:
-                    rep.cell = cell
-                replicas.append(rep)
-        replicas += _replicas_from_arrays(args, cell)
+    replicas = []
+    if args.paths:
+        found = pipeline.find_replicas(args.paths)
+        print(f"found {len(found)} replica(s):")
+        for r in found:
+            print(f"  {r.name}: {r.describe()}")
+        replicas = pipeline.load_replicas(found, masses=masses, cell=cell)
+    replicas += _replicas_from_arrays(args, cell)
 
-        result = pipeline.compute(replicas, options)
-        info = result.info
-        temps = np.array(info["temperature_k"])
-        vols = np.array(info["volume_a3"])
-        print(f"estimator: {info['estimator']}; frames {info['frame_fs']:g} fs apart; "
-              f"correlation up to {info['max_lag_fs']:g} fs; window {info['window']} FWHM {info['fwhm_cm1']:g} cm^-1")
-        print(f"temperature: {temps.mean():.6g} K ({'; '.join(info['temperature_source'])})")
-        print(f"volume: {vols.mean():.6g} A^3 ({'; '.join(info['volume_source'])})"
-              + (f", {vols.min():.6g}..{vols.max():.6g} over replicas" if np.ptp(vols) > 0 else ""))
+    result = pipeline.compute(replicas, options)
+    info = result.info
+    temps = np.array(info["temperature_k"])
+    vols = np.array(info["volume_a3"])
+    print(f"estimator: {info['estimator']}; frames {info['frame_fs']:g} fs apart; "
+          f"correlation up to {info['max_lag_fs']:g} fs; window {info['window']} FWHM {info['fwhm_cm1']:g} cm^-1")
+    print(f"temperature: {temps.mean():.6g} K ({'; '.join(info['temperature_source'])})")
+    print(f"volume: {vols.mean():.6g} A^3 ({'; '.join(info['volume_source'])})"
+          + (f", {vols.min():.6g}..{vols.max():.6g} over replicas" if np.ptp(vols) > 0 else ""))
 
-        max_cm1 = args.max_cm1 or None
-        bands = find_bands(result.wavenumber_cm1, result.isotropic, max_cm1=max_cm1)
-        comments = [
-            "ipi-dipole spectrum: Green-Kubo alpha(w)*n(w) = beta/(3 V c eps0) Re int_0^T <Mdot(0).Mdot(t)> "
-            "w(t) exp(-i w t) dt (SI), averaged over replicas",
-            "units: wavenumber_cm1 in cm^-1 (w / 2 pi c); alpha_n_* in cm^-1; *_stderr = standard error "
-            "of the replica mean (nan with one replica); xx/yy/zz = light polarised along x/y/z, "
-            "isotropic = their mean",
-            f"estimator: {info['estimator']}",
-            f"window: {info['window']}, FWHM {info['fwhm_cm1']:g} cm^-1 (line shape in frequency)",
-            f"frame spacing: {info['frame_fs']:.8g} fs; max lag: {info['max_lag_fs']:.8g} fs "
-            f"({info['max_lag_frames']} frames); FFT length {info['n_fft']}; Tukey taper {info['taper']:g}",
-            "Mdot convention: Z*.v with velocity-Verlet velocities of MD step "
-            + ", ".join(f"{h:g}" for h in info["md_step_fs"]) + " fs (0 = exact derivative)",
-            f"temperature: {temps.mean():.8g} K ({'; '.join(info['temperature_source'])})",
-            f"volume: {vols.mean():.8g} A^3 ({'; '.join(info['volume_source'])})",
-            f"quantum correction: {quantum_corrections.DESCRIPTION[info['quantum_correction']]}",
-            f"Born charges vs velocities: {info['bec_matching']}",
-            f"dipole jumps removed: {info['jumps_removed']}",
-            f"replicas: {result.n_replicas} ({', '.join(str(f) for f in info['frames'])} frames)",
-        ] + [f"replica {k + 1}: {name}" for k, name in enumerate(info["replicas"])]
-        if bands:
-            comments.append("bands (cm^-1): " + ", ".join(f"{p:.1f}" for p, _ in bands))
-        rows = spectrum_file.write_csv(args.output, result, comments, max_cm1=max_cm1)
-        print(f"bands (cm^-1): {', '.join(f'{p:.1f}' for p, _ in bands) if bands else 'none found'}")
-        lo, hi = 0.0, max_cm1 or float(result.wavenumber_cm1[-1])
-        total, err = result.integrated(lo, hi)
-        print(f"integrated alpha*n, 0-{hi:g} cm^-1: {total:.6g} +- {err:.2g} cm^-2")
-        print(f"wrote {args.output} ({rows} rows)")
+    max_cm1 = args.max_cm1 or None
+    bands = find_bands(result.wavenumber_cm1, result.isotropic, max_cm1=max_cm1)
+    rows = spectrum_file.write_spectrum(args.output, result, bands, max_cm1=max_cm1)
+    print(f"bands (cm^-1): {', '.join(f'{p:.1f}' for p, _ in bands) if bands else 'none found'}")
+    lo, hi = 0.0, max_cm1 or float(result.wavenumber_cm1[-1])
+    total, err = result.integrated(lo, hi)
+    print(f"integrated alpha*n, 0-{hi:g} cm^-1: {total:.6g} +- {err:.2g} cm^-2")
+    print(f"wrote {args.output} ({rows} rows)")
 
-        if args.plot:
-            from ipi_dipole.analysis.plot import plot_spectrum
+    if args.plot:
+        from ipi_dipole.analysis.plot import plot_spectrum
 
-            experiment = None
-            if args.experiment:
-                from ipi_dipole.analysis.experiment import read_experiment
-
-                experiment = read_experiment(args.experiment)
-            lines = _numbers(args.reference_lines, "--reference-lines") if args.reference_lines else ()
-            plot_spectrum(args.plot, result, experiment=experiment, bands=bands, max_cm1=max_cm1,
-                          reference_lines=lines, reference_label=args.reference_label,
-                          title=f"{info['estimator']}, T = {temps.mean():.4g} K, V = {vols.mean():.5g} A^3")
-            print(f"wrote {args.plot}")
-        elif args.experiment:
+        experiment = None
+        if args.experiment:
             from ipi_dipole.analysis.experiment import read_experiment
 
-            read_experiment(args.experiment)
-            print("note: --experiment is only drawn with --plot")
-        return 0
-    finally:
-        logger.removeHandler(handler)
+            experiment = read_experiment(args.experiment)
+        lines = _numbers(args.reference_lines, "--reference-lines") if args.reference_lines else ()
+        plot_spectrum(args.plot, result, experiment=experiment, bands=bands, max_cm1=max_cm1,
+                      reference_lines=lines, reference_label=args.reference_label,
+                      title=pipeline.title(result))
+        print(f"wrote {args.plot}")
+    elif args.experiment:
+        from ipi_dipole.analysis.experiment import read_experiment
+
+        read_experiment(args.experiment)
+        print("note: --experiment is only drawn with --plot")
+    return 0
