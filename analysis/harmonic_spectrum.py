@@ -188,3 +188,50 @@ def is_modes_csv(path) -> bool:
     except OSError:
         return False
     return False
+
+
+class HarmonicOverlay:
+    """A harmonic reference to draw over a spectrum: a curve, sticks, or both.
+
+    Attributes
+    ----------
+    wavenumber_cm1, alpha_n_cm1 : array or None
+        The broadened harmonic ``alpha n`` (cm^-1), from a harmonic ``spectrum.csv``.
+    stick_cm1, stick_height_cm1 : array or None
+        Mode positions and heights (cm^-1), from a ``modes.csv``: the peak an isolated band of
+        the plotted spectrum's line shape would reach (band area times the line shape's maximum).
+    label : str
+    """
+
+    def __init__(self, label, wavenumber_cm1=None, alpha_n_cm1=None, stick_cm1=None, stick_height_cm1=None):
+        self.label = label
+        self.wavenumber_cm1, self.alpha_n_cm1 = wavenumber_cm1, alpha_n_cm1
+        self.stick_cm1, self.stick_height_cm1 = stick_cm1, stick_height_cm1
+
+
+def load_overlay(path, window: str = "gaussian", fwhm_cm1: float = 20.0) -> HarmonicOverlay:
+    """Read ``ipi-dipole harmonic``'s ``spectrum.csv`` (a curve) or ``modes.csv`` (sticks).
+
+    ``window`` and ``fwhm_cm1`` are those of the spectrum the sticks are drawn on.
+    """
+    from . import spectrum_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--harmonic {path}: no such file")
+    if is_modes_csv(path):
+        table = read_modes_csv(path)
+        if "band_area_cm2" not in table or not np.all(np.isfinite(table["band_area_cm2"])):
+            raise InputError(f"--harmonic {path}: no band areas (the harmonic run had no volume)")
+        keep = (table["wavenumber_cm1"] > 0) & (table["ir_active"] > 0)
+        if window in ("gaussian", "lorentzian") and fwhm_cm1 and fwhm_cm1 > 0:
+            peak = line_shape(window, fwhm_cm1, 0.0) * angular_frequency(1.0)  # per cm^-1
+        else:
+            peak = 1.0  # no line shape: heights are the areas (cm^-2 per cm^-1 of width)
+        return HarmonicOverlay(f"harmonic modes ({path.name})", stick_cm1=table["wavenumber_cm1"][keep],
+                               stick_height_cm1=table["band_area_cm2"][keep] * peak)
+    table = spectrum_file.read_csv(path)
+    if "wavenumber_cm1" not in table or "alpha_n_cm1" not in table:
+        raise InputError(f"--harmonic {path}: neither a harmonic modes.csv nor a spectrum CSV")
+    return HarmonicOverlay(f"harmonic ({path.name})", wavenumber_cm1=table["wavenumber_cm1"],
+                           alpha_n_cm1=table["alpha_n_cm1"])

@@ -22,7 +22,7 @@ def _pyplot():
 
 def plot_spectrum(path, result, *, experiment=None, bands=(), max_cm1: float | None = None,
                   title: str | None = None, components: bool = False, reference_lines=(),
-                  reference_label: str = "reference"):
+                  reference_label: str = "reference", harmonic=None):
     """Save a PNG of ``alpha n`` (cm^-1) against wavenumber (cm^-1).
 
     Parameters
@@ -43,6 +43,9 @@ def plot_spectrum(path, result, *, experiment=None, bands=(), max_cm1: float | N
         Wavenumbers (cm^-1) drawn as thin vertical lines, e.g. harmonic frequencies.
     reference_label : str
         Legend entry of those lines.
+    harmonic : HarmonicOverlay, optional
+        The 0 K harmonic reference (:func:`ipi_dipole.analysis.harmonic_spectrum.load_overlay`),
+        drawn as a dashed curve or as sticks in the same units.
     """
     plt = _pyplot()
     x = result.wavenumber_cm1
@@ -64,6 +67,14 @@ def plot_spectrum(path, result, *, experiment=None, bands=(), max_cm1: float | N
                 ls="--", label=f"experiment ({experiment.label})")
     for k, pos in enumerate(w for w in reference_lines if w <= hi):
         ax.axvline(pos, color="C3", lw=0.8, ls=":", label=reference_label if k == 0 else None)
+    if harmonic is not None and harmonic.alpha_n_cm1 is not None:
+        hx = harmonic.wavenumber_cm1 <= hi
+        ax.plot(harmonic.wavenumber_cm1[hx], harmonic.alpha_n_cm1[hx], color="C2", lw=1.0, ls="--",
+                label=harmonic.label)
+    if harmonic is not None and harmonic.stick_cm1 is not None:
+        hx = harmonic.stick_cm1 <= hi
+        ax.vlines(harmonic.stick_cm1[hx], 0, harmonic.stick_height_cm1[hx], color="C2", lw=1.2,
+                  label=harmonic.label)
     for pos, height in bands:
         if pos <= hi:
             ax.annotate(f"{pos:.0f}", (pos, height), textcoords="offset points", xytext=(0, 4),

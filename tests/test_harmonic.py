@@ -195,3 +195,38 @@ def test_harmonic_command_on_nacl_and_errors(tmp_path, capsys):
     assert main(["harmonic", "water-dimer", "--forces", TBLITE, "--charges", "O=-0.8,H=0.4",
                  "-o", str(tmp_path / "w")]) == 2
     assert "--volume" in capsys.readouterr().err
+
+
+def test_spectrum_overlays_the_harmonic_reference(tmp_path):
+    """'spectrum --harmonic' draws a harmonic spectrum.csv (curve) or modes.csv (sticks), and the
+    sticks stand where the broadened harmonic bands peak."""
+    pytest.importorskip("matplotlib")
+    from ase import units
+
+    from ipi_dipole.analysis.green_kubo import angular_frequency
+    from ipi_dipole.analysis.harmonic_spectrum import (harmonic_spectrum, load_overlay,
+                                                        write_modes_csv, as_replica_average)
+    from ipi_dipole.analysis import spectrum_file
+    from ipi_dipole.harmonic.modes import NormalModes
+
+    nu, d, volume = np.array([800.0, 2500.0]), np.array([[0.2, 0.0, 0.0], [0.0, 0.1, 0.1]]), 500.0
+    modes = NormalModes(symbols=["X"], masses_amu=np.ones(1), positions=np.zeros((1, 3)), cell=None,
+                        wavenumber_cm1=nu, eigenvectors=np.zeros((2, 1, 3)), irreps=["A", "B"],
+                        ir_active=np.array([True, True]), point_group="2", dmdq=d)
+    write_modes_csv(tmp_path / "modes.csv", modes, volume)
+    spec = harmonic_spectrum(nu, d, volume, fwhm_cm1=20.0)
+    spectrum_file.write_csv(tmp_path / "spectrum.csv", as_replica_average(spec), ["harmonic"])
+    sticks = load_overlay(tmp_path / "modes.csv", "gaussian", 20.0)
+    for w, h in zip(sticks.stick_cm1, sticks.stick_height_cm1):
+        k = np.argmin(np.abs(spec.wavenumber_cm1 - w))
+        assert h == pytest.approx(spec.isotropic[k], rel=1e-3)
+    # a dipole trajectory of the same two modes, through the command line
+    t = np.arange(2 ** 14) * 1.0
+    q = np.sqrt(2 * units.kB * 300.0) * units.fs / angular_frequency(nu) * np.sin(angular_frequency(nu) * t[:, None])
+    np.save(tmp_path / "dipole.npy", q @ d)
+    for overlay in ("modes.csv", "spectrum.csv"):
+        png = tmp_path / f"{overlay}.png"
+        assert main(["spectrum", "--dipole", str(tmp_path / "dipole.npy"), "--timestep-fs", "1",
+                     "--temperature", "300", "--volume", str(volume), "-o", str(tmp_path / "gk.csv"),
+                     "--plot", str(png), "--harmonic", str(tmp_path / overlay), "--max-cm1", "4000"]) == 0
+        assert png.stat().st_size > 10000

@@ -78,6 +78,9 @@ def add_arguments(parser):
                         help="wavenumbers in cm^-1 to mark on the plot, e.g. harmonic frequencies (comma list)")
     parser.add_argument("--reference-label", default="reference", metavar="TEXT",
                         help="legend entry of --reference-lines (default 'reference')")
+    parser.add_argument("--harmonic", metavar="FILE",
+                        help="0 K harmonic reference to draw with --plot: the spectrum.csv (curve) or modes.csv "
+                             "(sticks) of 'ipi-dipole harmonic'")
     parser.add_argument("--masses", metavar="M",
                         help="masses in Da, per species (O=15.999,H=2.014) or per atom (comma list); "
                              "used to turn momenta into velocities")
@@ -233,8 +236,13 @@ def _run(args):
 
             experiment = read_experiment(args.experiment)
         lines = _numbers(args.reference_lines, "--reference-lines") if args.reference_lines else ()
+        harmonic = None
+        if args.harmonic:
+            from ipi_dipole.analysis.harmonic_spectrum import load_overlay
+
+            harmonic = load_overlay(args.harmonic, settings.window, settings.fwhm_cm1)
         plot_spectrum(args.plot, result, experiment=experiment, bands=bands, max_cm1=max_cm1,
-                      reference_lines=lines, reference_label=args.reference_label,
+                      reference_lines=lines, reference_label=args.reference_label, harmonic=harmonic,
                       title=pipeline.title(result))
         print(f"wrote {args.plot}")
     elif args.experiment:
@@ -242,4 +250,9 @@ def _run(args):
 
         read_experiment(args.experiment)
         print("note: --experiment is only drawn with --plot")
+    if args.harmonic and not args.plot:
+        from ipi_dipole.analysis.harmonic_spectrum import load_overlay
+
+        load_overlay(args.harmonic)
+        print("note: --harmonic is only drawn with --plot")
     return 0
