@@ -155,20 +155,15 @@ def ipi_input(prefix: str, init: str, *, model: Path, forcefield: Path, temperat
 
 
 def harmonic_frequencies(atoms, workdir: Path) -> np.ndarray:
-    """GFN2-xTB harmonic wavenumbers (cm^-1) of ``atoms`` after a tight relaxation."""
-    from ase.optimize import BFGS
-    from ase.vibrations import Vibrations
-
+    """GFN2-xTB harmonic wavenumbers (cm^-1, above 100) of ``atoms`` after a tight relaxation,
+    computed as ``ipi-dipole harmonic`` does (:mod:`ipi_dipole.harmonic`: central differences
+    of forces, rigid-body motions projected out); files in ``workdir/harmonic``."""
     from .engines import get_engine
+    from .harmonic.workflow import compute_modes
 
-    atoms = atoms.copy()
-    atoms.calc = get_engine("tblite").calculator()
-    BFGS(atoms, logfile=str(workdir / "relax.log")).run(fmax=1e-4, steps=500)
-    vib = Vibrations(atoms, name=str(workdir / "vib"), delta=0.005)
-    vib.run()
-    energies = vib.get_frequencies()
-    vib.clean()
-    return np.sort(np.real(energies[np.isreal(energies) & (np.real(energies) > 100)]))
+    modes, _, _ = compute_modes(atoms, get_engine("tblite").calculator(), Path(workdir) / "harmonic",
+                                log=lambda *a: None)
+    return np.sort(modes.wavenumber_cm1[modes.wavenumber_cm1 > 100])
 
 
 def _write_init(atoms, path: Path, box: float = 20.0) -> None:
