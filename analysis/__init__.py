@@ -2,8 +2,9 @@
 
 Modules, in the order the data flows through them:
 
-- :mod:`.ipi_output` - readers of i-PI's extras (dipole, BEC), xyz/extxyz trajectories,
-  properties files and input/checkpoint XMLs, converting to Angstrom, fs, e, K;
+- :mod:`ipi_dipole.ipi_io` (not in this package) - readers of i-PI's extras (dipole, BEC),
+  xyz/extxyz trajectories, properties files and input/checkpoint XMLs, converting to
+  Angstrom, fs, e, K;
 - :mod:`.runs` - finding the replicas of a run directory by content; plain arrays;
 - :mod:`.jumps` - removing lattice-quantum jumps from a wrapped-cell dipole;
 - :mod:`.mdot` - ``Mdot`` from ``Z* . v`` or a finite difference; matching BEC and velocity

@@ -2,7 +2,7 @@
 
 A replica is the set of i-PI files sharing one directory and one output prefix
 (``<output prefix='...'>``; files are named ``PREFIX.FILENAME...``). Directories are
-searched recursively; files are recognised by their content (:func:`ipi_output.sniff`),
+searched recursively; files are recognised by their content (:func:`ipi_dipole.ipi_io.sniff`),
 not their names: ``#EXTRAS(dipole)#`` and ``#EXTRAS(BEC)#`` trajectories, i-PI xyz
 trajectories (velocities, momenta, positions), properties files and i-PI XML inputs or
 checkpoints. i-PI's backups (``#name#N#``) are ignored. The prefix of a file is the
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ipi_dipole import ipi_io
 from ipi_dipole.errors import InputError
-
-from . import ipi_output
-from .ipi_output import Series
+from ipi_dipole.ipi_io import Series
 
 log = logging.getLogger("ipi_dipole.analysis")
 
@@ -90,14 +89,14 @@ def find_runs(paths) -> list[RunFiles]:
             raise InputError(f"{p}: no such file or directory")
     kinds = {}
     for f in files:
-        kind = ipi_output.sniff(f)
+        kind = ipi_io.sniff(f)
         if kind is not None:
             kinds[f] = kind
     declared = {}
     for f, (kind, _) in kinds.items():
         if kind == "ipi-xml":
             try:
-                declared.setdefault(f.parent, []).append(ipi_output.read_ipi_input(f).prefix)
+                declared.setdefault(f.parent, []).append(ipi_io.read_ipi_input(f).prefix)
             except InputError as exc:
                 log.info(f"ignored {f}: {exc}")
     runs: dict[tuple, RunFiles] = {}
@@ -122,7 +121,7 @@ def find_runs(paths) -> list[RunFiles]:
             run.ignored.append(f)
     for f in xmls:
         try:
-            inp = ipi_output.read_ipi_input(f)
+            inp = ipi_io.read_ipi_input(f)
         except InputError:
             continue
         for (directory, prefix), run in runs.items():
@@ -131,7 +130,7 @@ def find_runs(paths) -> list[RunFiles]:
     found = [r for r in runs.values() if r.dipole or r.bec or r.velocities]
     for r in found:
         # inputs (with units) before checkpoints
-        r.inputs.sort(key=lambda p: (ipi_output.read_ipi_input(p).is_checkpoint, p.name))
+        r.inputs.sort(key=lambda p: (ipi_io.read_ipi_input(p).is_checkpoint, p.name))
     return sorted(found, key=lambda r: r.name)
 
 
@@ -198,17 +197,15 @@ def _manifest_temperature(run: RunFiles) -> tuple[float | None, str]:
     NVE replicas carry no ensemble temperature, and the canonical temperature they were
     drawn from is the beta of the Green-Kubo formula.
     """
-    import json
-
     for directory in list(run.directory.parents)[:2]:
-        manifest = directory / "manifest.json"
-        if manifest.is_file():
+        path = ipi_io.manifest_path(directory)
+        if path.is_file():
             try:
-                temperature = json.loads(manifest.read_text())["source"]["temperature_K"]
-            except (ValueError, KeyError, TypeError):
+                temperature = ipi_io.read_manifest(directory).equilibration_temperature_K
+            except InputError:
                 continue
             if temperature:
-                return float(temperature), f"{manifest} (temperature of the equilibration run)"
+                return temperature, f"{path} (temperature of the equilibration run)"
     return None, ""
 
 
@@ -216,11 +213,11 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
     """Read the files of one replica (units converted, steps deduplicated)."""
     rep = Replica(name=run.name)
     if run.dipole:
-        rep.dipole = ipi_output.read_extras(run.dipole, "dipole")
+        rep.dipole = ipi_io.read_extras(run.dipole, "dipole")
     if run.bec:
-        rep.bec = ipi_output.read_extras(run.bec, "BEC")
+        rep.bec = ipi_io.read_extras(run.bec, "BEC")
     if run.velocities:
-        rep.velocities = ipi_output.read_xyz_trajectory(run.velocities, masses_da=masses_da)
+        rep.velocities = ipi_io.read_xyz_trajectory(run.velocities, masses_da=masses_da)
         rep.symbols = rep.velocities.symbols
         rep.cell = rep.velocities.cells.mean(axis=0)
         if not np.any(rep.cell):
@@ -231,7 +228,7 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
             raise InputError(f"{run.bec}: Born charges for {nb} atoms but {run.velocities} has {nv} atoms")
     fixcom = True
     for inp_path in run.inputs:
-        inp = ipi_output.read_ipi_input(inp_path)
+        inp = ipi_io.read_ipi_input(inp_path)
         fixcom = fixcom and inp.fixcom
         if rep.step_fs is None and inp.timestep_fs:
             rep.step_fs, rep.step_source = inp.timestep_fs, f"{inp_path.name} <timestep>"
@@ -241,7 +238,7 @@ def load_replica(run: RunFiles, masses_da=None) -> Replica:
             raise InputError(f"{inp_path}: {inp.nbeads} beads: ring-polymer runs are not supported "
                              "(the Green-Kubo formula here is classical)")
     if run.properties:
-        props = ipi_output.read_properties(run.properties)
+        props = ipi_io.read_properties(run.properties)
         temp = props.get("temperature", "temperature", "kelvin")
         if temp is not None and len(temp):
             rep.kinetic_temperature_k = float(np.mean(temp)) * _fixed_com_factor(rep.n_atoms, fixcom)

@@ -15,7 +15,7 @@ A back-end is chosen by a SPEC string (see :func:`make_backend`):
 
 Every back-end works in ASE units: positions and cell in Angstrom (cell vectors as rows),
 energy in eV, forces in eV/Angstrom, virial ``W_ab = sum_i x_ia F_ib`` in eV (zero for
-non-periodic systems). Unit conversion to i-PI happens in :mod:`ipi_dipole.driver.units`.
+non-periodic systems). Unit conversion to i-PI happens in :mod:`ipi_dipole.ipi_io.units`.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class ASEBackend(ForceBackend):
     def compute(self, positions, cell, pbc):
         from ase.calculators.calculator import PropertyNotImplementedError
 
-        from .units import virial_from_stress
+        from ipi_dipole.ipi_io.units import virial_from_stress
 
         atoms = self.atoms
         atoms.pbc = pbc

@@ -51,9 +51,9 @@ import time
 import numpy as np
 from ipi.pes.dummy import Dummy_driver
 
-from ipi_dipole.driver import units
 from ipi_dipole.driver.backends import make_backend
 from ipi_dipole.errors import InputError
+from ipi_dipole.ipi_io import units
 
 __DRIVER_NAME__ = "ipi_dipole"
 __DRIVER_CLASS__ = "DipolePES"

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import constants, stats
 
-from ipi_dipole.analysis import (correlation, experiment, green_kubo, ipi_output, jumps, mdot, peaks,
-                                 pipeline, quantum_corrections, replicas, runs, spectrum_file)
+from ipi_dipole import ipi_io as ipi_output
+from ipi_dipole.analysis import (correlation, experiment, green_kubo, jumps, mdot, peaks, pipeline,
+                                 quantum_corrections, replicas, runs, spectrum_file)
 from ipi_dipole.cli import main
 from ipi_dipole.errors import InputError
 

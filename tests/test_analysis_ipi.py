@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipi_dipole.analysis import green_kubo, ipi_output, peaks, pipeline, runs, spectrum_file
+from ipi_dipole import ipi_io as ipi_output
+from ipi_dipole.analysis import green_kubo, peaks, pipeline, runs, spectrum_file
 from ipi_dipole.cli import main
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -279,8 +280,8 @@ def test_velocity_position_momentum_readers_units(ipi_runs, tmp_path):
 def test_replicas_read_an_equilibration_run_with_the_same_readers(ipi_runs, tmp_path):
     """'replicas prepare' reads i-PI files through these readers: velocities in any i-PI
     unit or as momenta, checkpoints, and the run's time step and temperature."""
-    from ipi_dipole import replicas_outputs as ro
-    from ipi_dipole import replicas_source as src
+    from ipi_dipole.replicas import outputs as ro
+    from ipi_dipole.replicas import source as src
     from ipi_dipole.errors import InputError
 
     harm = ipi_runs[1]

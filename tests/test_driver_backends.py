@@ -17,7 +17,7 @@ import pytest
 from ase import Atoms
 from ase.geometry import cellpar_to_cell
 
-from ipi_dipole.driver import units
+from ipi_dipole.ipi_io import units
 from ipi_dipole.driver.pes import DipolePES
 from ipi_dipole.errors import InputError
 

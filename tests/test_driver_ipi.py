@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipi_dipole.driver import units
+from ipi_dipole.ipi_io import units
 
 PROJECT = Path(__file__).resolve().parents[1]
 INPUTS = PROJECT / "inputs"

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipi_dipole import replicas_outputs as ro
-from ipi_dipole import replicas_select as sel
-from ipi_dipole.analysis import ipi_output
+from ipi_dipole import ipi_io as ipi_output
+from ipi_dipole.replicas import outputs as ro
+from ipi_dipole.replicas import select as sel
 from ipi_dipole.cli import main
 
 BIN = Path(sys.executable).parent
@@ -190,7 +190,7 @@ def test_prepare_picks_separated_frames_with_their_velocities(equilibration, tem
     assert m["steps"] == 100 and m["forcefield"] == "direct"
     assert len(m["template"]["sha256"]) == 64
 
-    from ipi_dipole import replicas_source as src
+    from ipi_dipole.replicas import source as src
 
     vel = src.read_velocity_frames(equilibration.with_name("nvt.vel_0.xyz"))
     for r in reps:
@@ -236,7 +236,7 @@ def test_prepare_says_how_many_frames_fit(equilibration, template, work, capsys)
 def test_prepare_from_checkpoints_and_from_extended_xyz(equilibration, template, work):
     from ipi.utils.io.inputs.io_xml import read_array
 
-    from ipi_dipole import replicas_source as src
+    from ipi_dipole.replicas import source as src
 
     # i-PI checkpoints (<checkpoint overwrite='false'>): full-precision positions and momenta
     chks = sorted(equilibration.parent.glob("nvt.chk_*"))

@@ -101,7 +101,7 @@ def write_lammps_data(path: Path, atoms: Atoms) -> None:
 
 def write_ipi_xyz(path: Path, atoms) -> None:
     """``atoms`` (an orthorhombic box) as i-PI's starting frame, cell at full precision."""
-    from ipi_dipole.analysis.ipi_output import write_ipi_xyz as write
+    from ipi_dipole.ipi_io import write_ipi_xyz as write
 
     write(path, atoms.get_chemical_symbols(), atoms.positions, atoms.cell.array.T, "positions{angstrom}")
 

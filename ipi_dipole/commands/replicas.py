@@ -111,7 +111,7 @@ def _run_prepare(args):
     from pathlib import Path
 
     from ipi_dipole.errors import InputError
-    from ipi_dipole.replicas_prepare import PrepareOptions, prepare
+    from ipi_dipole.replicas import PrepareOptions, prepare
 
     if args.n < 1:
         raise InputError("--n must be at least 1")
@@ -128,7 +128,7 @@ def _run_prepare(args):
 
 
 def _run_run(args):
-    from ipi_dipole.replicas_run import run_replicas
+    from ipi_dipole.replicas import run_replicas
 
     return run_replicas(args.run_dir, threads=args.threads, stop_grace=args.stop_grace,
                         status_interval=args.status_interval, progress=args.progress, only=args.only)

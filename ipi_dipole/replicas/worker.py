@@ -7,7 +7,7 @@ The lifecycle of a replica directory:
    running, e.g. after the job's launcher was killed hard): skipped and reported.
 3. A readable checkpoint at step S > 0 (``RESTART`` from i-PI's soft exit, the periodic
    ``<checkpoint>``, or their ``#...#`` backups, newest step first): every output is cut
-   back to step S (:func:`ipi_dipole.replicas_outputs.trim_outputs`) and ``i-pi
+   back to step S (:func:`ipi_dipole.replicas.outputs.trim_outputs`) and ``i-pi
    <checkpoint>`` appends from step S+1. A checkpoint whose outputs have a gap is passed
    over for an older one.
 4. Otherwise a fresh start from ``input.xml``, after removing partial outputs of an
@@ -43,8 +43,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import replicas_outputs as ro
-from .errors import InputError
+from ipi_dipole.errors import InputError
+from ipi_dipole.ipi_io import ReplicaEntry
+
+from . import outputs as ro
 
 DONE = "DONE"
 LOCK = ".lock"
@@ -120,7 +122,7 @@ class ReplicaJob:
     """A replica directory and, while it runs, its i-PI child (and driver child for sockets)."""
 
     run_dir: Path
-    entry: dict
+    entry: ReplicaEntry
     total_steps: int
     driver_command: str | None = None
     threads: int | None = None
@@ -140,15 +142,15 @@ class ReplicaJob:
 
     @property
     def name(self) -> str:
-        return self.entry["name"]
+        return self.entry.name
 
     @property
     def dir(self) -> Path:
-        return self.run_dir / self.entry["directory"]
+        return self.run_dir / self.entry.directory
 
     @property
     def input(self) -> Path:
-        return self.dir / self.entry.get("input", "input.xml")
+        return self.dir / self.entry.input
 
     def is_done(self) -> bool:
         return (self.dir / DONE).exists()
@@ -249,7 +251,7 @@ class ReplicaJob:
 
     # ------------------------------------------------------------ the driver
     def _socket_target(self) -> dict:
-        sock = self.entry.get("socket") or {}
+        sock = self.entry.socket or {}
         address = sock.get("address") or ""
         import xml.etree.ElementTree as ET
 
@@ -264,7 +266,7 @@ class ReplicaJob:
 
         path = Path(self._socket_target()["socket_path"])
         try:
-            if (self.entry.get("socket") or {}).get("address") and stat.S_ISSOCK(path.stat().st_mode):
+            if (self.entry.socket or {}).get("address") and stat.S_ISSOCK(path.stat().st_mode):
                 path.unlink()
                 self.notes.append(f"removed the stale socket {path}")
         except OSError:

@@ -22,8 +22,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis import ipi_output
-from .errors import InputError
+from ipi_dipole import ipi_io
+from ipi_dipole.errors import InputError
 
 #: the soft-exit checkpoint that i-PI writes in its working directory
 SOFT_EXIT_CHECKPOINT = "RESTART"
@@ -162,7 +162,7 @@ def _step_column(path: Path) -> int | None:
                 if raw.strip():
                     break
                 continue
-            spec = ipi_output.property_column(raw.decode("utf-8", "replace"))
+            spec = ipi_io.property_column(raw.decode("utf-8", "replace"))
             if spec and spec[2] == "step":
                 return spec[0]
         else:
@@ -392,7 +392,7 @@ class Checkpoint:
 def read_checkpoint(path: Path) -> Checkpoint | None:
     """Step and total steps of an i-PI checkpoint; None when it is unreadable (cut short by a kill)."""
     try:
-        chk = ipi_output.read_ipi_input(path)
+        chk = ipi_io.read_ipi_input(path)
     except InputError:
         return None
     return Checkpoint(Path(path), chk.step, chk.total_steps or 0)

@@ -3,7 +3,7 @@
 What is read, and from where:
 
 - frames (positions, cell, step) from an i-PI xyz trajectory or ``format='ase'`` extended
-  XYZ (:func:`ipi_dipole.analysis.ipi_output.read_xyz_trajectory`), an i-PI pdb trajectory
+  XYZ (:func:`ipi_dipole.ipi_io.read_xyz_trajectory`), an i-PI pdb trajectory
   (``ipi.utils.io``), any other extended-XYZ or ASE-readable file (``ase.io``), or a list
   of i-PI checkpoint files (full-precision positions and momenta: ``<checkpoint
   overwrite='false'>``);
@@ -15,8 +15,8 @@ What is read, and from where:
   column of the properties file.
 
 Files beside the trajectory are recognised by their content
-(:func:`ipi_dipole.analysis.ipi_output.sniff`), not their names. i-PI's files are read,
-and its atomic units converted, by :mod:`ipi_dipole.analysis.ipi_output`; what is left
+(:func:`ipi_dipole.ipi_io.sniff`), not their names. i-PI's files are read,
+and its atomic units converted, by :mod:`ipi_dipole.ipi_io`; what is left
 here is choosing the files of the run and turning them into frames.
 Units inside: Angstrom, fs, Kelvin; velocities in Angstrom/fs.
 """
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import ipi_output
-from .errors import InputError
+from ipi_dipole import ipi_io
+from ipi_dipole.errors import InputError
 
 _STEP_RE = re.compile(r"Step:\s*(\d+)")
 
@@ -75,8 +75,8 @@ class RunInfo:
 # ----------------------------------------------------------------------------- files
 
 def _kind(path: Path) -> tuple[str | None, str | None]:
-    """What i-PI file ``path`` is (:func:`ipi_output.sniff`); ``(None, None)`` for anything else."""
-    return ipi_output.sniff(path) or (None, None)
+    """What i-PI file ``path`` is (:func:`ipi_io.sniff`); ``(None, None)`` for anything else."""
+    return ipi_io.sniff(path) or (None, None)
 
 
 def _siblings(path: Path) -> list[Path]:
@@ -120,7 +120,7 @@ def _read_ipi_xyz_frames(path: Path, quantity: str) -> list[Frame]:
     if quantity != "positions":
         raise InputError(f"{path}: an i-PI trajectory of {quantity}, not of positions: give the positions "
                          f"trajectory (the {quantity} are found beside it)")
-    traj = ipi_output.read_xyz_trajectory(path)
+    traj = ipi_io.read_xyz_trajectory(path)
     steps = [int(s) if traj.steps_labelled else None for s in traj.steps]
     return [Frame(list(traj.symbols), traj.values[k], traj.cells[k], step, None,
                   f"{path}:{step if traj.steps_labelled else k}")
@@ -130,7 +130,7 @@ def _read_ipi_xyz_frames(path: Path, quantity: str) -> list[Frame]:
 def _read_ipi_pdb_frames(path: Path) -> list[Frame]:
     from ipi.utils.io import iter_file
 
-    bohr = ipi_output.angstrom_per_bohr()
+    bohr = ipi_io.angstrom_per_bohr()
     frames = []
     with open(path) as f:
         for i, d in enumerate(iter_file("pdb", f)):
@@ -184,9 +184,9 @@ def read_checkpoint_frame(path: Path) -> Frame:
         h = read_array(float, root.find("system/cell").text).reshape(3, 3)
     except (ET.ParseError, AttributeError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: not a readable i-PI checkpoint ({exc})") from exc
-    step = ipi_output.ipi_input_from_root(root, path).step
-    bohr = ipi_output.angstrom_per_bohr()
-    vel = (p / m[:, None]) * ipi_output.velocity_to_angstrom_per_fs()
+    step = ipi_io.ipi_input_from_root(root, path).step
+    bohr = ipi_io.angstrom_per_bohr()
+    vel = (p / m[:, None]) * ipi_io.velocity_to_angstrom_per_fs()
     return Frame(names, q * bohr, (h * bohr).T.copy(), step, vel, f"{path}")
 
 
@@ -209,7 +209,7 @@ def read_velocity_frames(path: Path) -> dict[int, np.ndarray]:
     """Velocities (Angstrom/fs) of an i-PI velocity (or momentum) trajectory, by step."""
     if _kind(path)[0] != "xyz":
         raise InputError(f"{path}: not an i-PI velocity trajectory (no 'velocities{{...}}' in its comment line)")
-    traj = ipi_output.read_xyz_trajectory(path)
+    traj = ipi_io.read_xyz_trajectory(path)
     if traj.kind != "velocities":
         raise InputError(f"{path}: not an i-PI velocity trajectory (it holds {traj.kind})")
     if not traj.steps_labelled:
@@ -238,7 +238,7 @@ def find_run_xml(path: Path) -> list[Path]:
     return same + [p for p in found if p not in same]
 
 
-def run_info(trajectory: Path, properties: ipi_output.Properties | None, xml_files: list[Path]) -> RunInfo:
+def run_info(trajectory: Path, properties: ipi_io.Properties | None, xml_files: list[Path]) -> RunInfo:
     """Time step and temperature of the equilibration run, from XML first, then the properties.
 
     Only a thermostat's temperature (``<ensemble><temperature>``) is taken from an XML: the
@@ -248,7 +248,7 @@ def run_info(trajectory: Path, properties: ipi_output.Properties | None, xml_fil
     info = RunInfo()
     for x in xml_files:
         try:
-            part = ipi_output.read_ipi_input(x)
+            part = ipi_io.read_ipi_input(x)
         except InputError:
             continue
         if info.timestep_fs is None and part.timestep_fs:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
-from .errors import InputError
+from ipi_dipole.analysis.correlation import autocorrelation
+from ipi_dipole.errors import InputError
 
 
-def autocorrelation(x: np.ndarray) -> np.ndarray:
-    """Normalised autocorrelation of a series (mean removed), zero-padded FFT, unbiased.
+def normalised_autocorrelation(x: np.ndarray) -> np.ndarray:
+    """``rho[t] = <dx(0) dx(t)> / <dx^2>`` of a series with its mean removed (``rho[0] = 1``).
+
+    The unbiased FFT estimate of :func:`ipi_dipole.analysis.correlation.autocorrelation`
+    over all lags, divided by its lag-0 value; a constant series gives zeros.
 
     Parameters
     ----------
@@ -19,16 +22,11 @@ def autocorrelation(x: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray (T,) or (T, K)
-        ``rho[t] = <dx(0) dx(t)> / <dx^2>``, ``rho[0] = 1``.
     """
     x = np.asarray(x, float)
     one = x.ndim == 1
-    x = x.reshape(len(x), -1) - x.mean(axis=0)
-    n = len(x)
-    size = scipy.fft.next_fast_len(2 * n)
-    f = scipy.fft.rfft(x, size, axis=0)
-    acf = scipy.fft.irfft(f * np.conj(f), size, axis=0)[:n]
-    acf /= (n - np.arange(n))[:, None]
+    x = x.reshape(len(x), -1)
+    acf = autocorrelation(x - x.mean(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         acf = np.where(acf[0] > 0, acf / acf[0], 0.0)
     return acf[:, 0] if one else acf
@@ -49,7 +47,7 @@ def integrated_time(x: np.ndarray, c: float = 5.0) -> tuple[float, bool]:
     reliable : bool
         False when the series is too short for the window (fewer than ~``50 tau`` samples).
     """
-    rho = autocorrelation(x)
+    rho = normalised_autocorrelation(x)
     rho = rho.reshape(len(rho), -1)
     taus, reliable = [], True
     for k in range(rho.shape[1]):

@@ -14,14 +14,14 @@ Each replica directory ``RUN_DIR/replica_000/`` gets
   trajectory would look like a replica of its own to a directory scan by content.
 
 ``RUN_DIR/manifest.json`` records what was made: source frames and times, seeds, steps,
-template hash, how the separation and temperature were chosen.
+template hash, how the separation and temperature were chosen
+(:class:`ipi_dipole.ipi_io.Manifest`).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -30,14 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import replicas_outputs as ro
-from . import replicas_select as sel
-from . import replicas_source as src
-from .analysis import ipi_output
-from .errors import InputError
+from ipi_dipole import ipi_io
+from ipi_dipole.errors import InputError
+from ipi_dipole.ipi_io import MANIFEST, Manifest, ReplicaEntry
 
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "ipi-dipole replicas 1"
+from . import outputs as ro
+from . import select as sel
+from . import source as src
 INPUT = "input.xml"
 START_POSITIONS = "start.xyz"
 #: default separation between starting frames, in integrated autocorrelation times
@@ -274,14 +273,14 @@ class Source:
     frames: list
     times_ps: np.ndarray
     info: src.RunInfo
-    properties: ipi_output.Properties | None
+    properties: ipi_io.Properties | None
     properties_path: Path | None
     velocity_path: Path | None  # an i-PI velocity trajectory, when velocities come from one
     trajectory_velocities: bool  # velocities from the run (frames or velocity_path), not drawn
     velocities_by_step: dict | None = None  # Angstrom/fs, read from velocity_path
 
 
-def prepare(opts: PrepareOptions) -> dict:
+def prepare(opts: PrepareOptions) -> Manifest:
     """Make the replica directories and the manifest; returns the manifest."""
     template_path = Path(opts.template).resolve()
     tree = read_template(template_path)
@@ -292,7 +291,7 @@ def prepare(opts: PrepareOptions) -> dict:
     if run_dir.exists() and any(p.name.startswith("replica_") for p in run_dir.iterdir()) and not opts.force:
         raise InputError(f"{run_dir}: holds replica directories already (use --force to overwrite them)")
     mode = forcefield_mode(root)
-    template_info = ipi_output.read_ipi_input(template_path)
+    template_info = ipi_io.read_ipi_input(template_path)
     slow = [el.get("filename", el.tag) for el in root.iter() if el.tag in ("properties", "trajectory")
             and int(el.get("flush", "1")) != 1]
     if slow:
@@ -321,15 +320,14 @@ def prepare(opts: PrepareOptions) -> dict:
     replicas = write_replicas(run_dir, tree, template_path, source, picked, seed, steps, stride, mode)
 
     nve_dt = template_info.timestep_fs
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "ipi_dipole_version": _version(),
-        "ipi_version": _ipi_version(),
-        "run_dir": str(run_dir),
-        "template": {"path": str(template_path), "sha256": sha256(template_path)},
-        "source": {
+    manifest = Manifest(
+        created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        command=" ".join(sys.argv),
+        ipi_dipole_version=_version(),
+        ipi_version=_ipi_version(),
+        run_dir=str(run_dir),
+        template={"path": str(template_path), "sha256": sha256(template_path)},
+        source={
             "trajectory": [str(Path(p).resolve()) for p in source.paths],
             "velocity_trajectory": str(Path(source.velocity_path).resolve()) if source.velocity_path else None,
             "properties": str(Path(source.properties_path).resolve()) if source.properties_path else None,
@@ -338,22 +336,19 @@ def prepare(opts: PrepareOptions) -> dict:
             "temperature_K": source.info.temperature_K,
             "notes": source.info.notes,
         },
-        "selection": selection,
-        "velocities": "from-trajectory" if source.trajectory_velocities else "maxwell-boltzmann",
-        "seed": seed,
-        "steps": steps,
-        "nve_timestep_fs": nve_dt,
-        "checkpoint_stride": stride,
-        "forcefield": mode,
-        "driver_command": opts.driver,
-        "replicas": replicas,
-        "log": opts.log,
-    }
-    tmp = run_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, run_dir / MANIFEST)
-    print(f"wrote {opts.n} replicas ({steps} NVE steps each, checkpoint every {stride}) and "
-          f"{run_dir / MANIFEST}")
+        selection=selection,
+        velocities="from-trajectory" if source.trajectory_velocities else "maxwell-boltzmann",
+        seed=seed,
+        steps=steps,
+        nve_timestep_fs=nve_dt,
+        checkpoint_stride=stride,
+        forcefield=mode,
+        driver_command=opts.driver,
+        replicas=replicas,
+        log=opts.log,
+    )
+    path = ipi_io.write_manifest(run_dir, manifest)
+    print(f"wrote {opts.n} replicas ({steps} NVE steps each, checkpoint every {stride}) and {path}")
     return manifest
 
 
@@ -367,7 +362,7 @@ def read_source(opts: PrepareOptions) -> Source:
     _say(opts, f"read {len(frames)} frames of {natoms} atoms from {', '.join(map(str, traj))}")
 
     props_path = opts.properties or src.find_properties(traj[0])
-    props = ipi_output.read_properties(props_path) if props_path else None
+    props = ipi_io.read_properties(props_path) if props_path else None
     info = src.run_info(traj[0], props, src.find_run_xml(traj[0]))
     if opts.equil_timestep_fs:
         info.timestep_fs, info.notes["timestep"] = opts.equil_timestep_fs, "--equil-timestep-fs"
@@ -461,7 +456,7 @@ def write_replicas(run_dir, tree, template_path, source: Source, picked, seed, s
         rdir = run_dir / name
         rdir.mkdir(exist_ok=True)
         rseed = int(children[k].generate_state(1)[0] % (2 ** 31 - 1)) or 1
-        masses = ipi_output.ipi_masses_dalton(fr.symbols)
+        masses = ipi_io.ipi_masses_dalton(fr.symbols)
         if source.trajectory_velocities:
             v = fr.velocities if fr.velocities is not None else vel_by_step[fr.step]
             v = sel.remove_total_momentum(v, masses)
@@ -476,26 +471,21 @@ def write_replicas(run_dir, tree, template_path, source: Source, picked, seed, s
             note = f"frame without a cell: cubic vacuum box of {VACUUM_PADDING} A padding"
         pos, vel, h = to_ipi_cell(fr.positions, v, cell)
         comment = f"Step: {fr.step} from {fr.origin}" if fr.step is not None else f"from {fr.origin}"
-        ipi_output.write_ipi_xyz(rdir / START_POSITIONS, fr.symbols, pos, h, "positions{angstrom}", comment)
+        ipi_io.write_ipi_xyz(rdir / START_POSITIONS, fr.symbols, pos, h, "positions{angstrom}", comment)
         settings = ReplicaSettings(name, rseed, steps, stride)
         if mode == "socket":
             settings.address = f"ipid{run_hash}_{k:03d}"
             settings.port = None if base_port is None else base_port + k
-        edited = edit_template(tree, template_path.parent, settings, vel / ipi_output.velocity_to_angstrom_per_fs())
+        edited = edit_template(tree, template_path.parent, settings, vel / ipi_io.velocity_to_angstrom_per_fs())
         ET.indent(edited, space="  ")
         edited.write(rdir / INPUT, encoding="unicode", xml_declaration=False)
-        entry = {
-            "name": name, "directory": name, "input": INPUT,
-            "input_sha256": sha256(rdir / INPUT),
-            "source": fr.origin, "source_step": fr.step, "source_time_ps": float(times_ps[i]),
-            "seed": rseed, "velocities": vsource,
-            "kinetic_temperature_K": round(sel.kinetic_temperature(vel, masses), 3),
-        }
-        if note:
-            entry["note"] = note
-        if mode == "socket":
-            entry["socket"] = {"address": settings.address, "port": settings.port}
-        replicas.append(entry)
+        replicas.append(ReplicaEntry(
+            name=name, directory=name, input=INPUT, input_sha256=sha256(rdir / INPUT),
+            source=fr.origin, source_step=fr.step, source_time_ps=float(times_ps[i]),
+            seed=rseed, velocities=vsource,
+            kinetic_temperature_K=round(sel.kinetic_temperature(vel, masses), 3),
+            note=note or None,
+            socket={"address": settings.address, "port": settings.port} if mode == "socket" else None))
     return replicas
 
 
@@ -504,7 +494,7 @@ def _separation_from_correlation(traj, props, info, opts):
     series, what, where = None, None, None
     dip = src.find_dipole_extras(traj)
     if dip is not None:
-        dipole = ipi_output.read_extras(dip, "dipole")
+        dipole = ipi_io.read_extras(dip, "dipole")
         if len(dipole) > 10:
             series, what, where = (dipole.steps, dipole.values), "dipole", dip
     if series is None and props is not None:
@@ -537,7 +527,7 @@ def _separation_from_correlation(traj, props, info, opts):
 
 
 def _version():
-    from . import __version__
+    from ipi_dipole import __version__
 
     return __version__
 
@@ -549,16 +539,3 @@ def _ipi_version():
         return version("ipi")
     except Exception:
         return None
-
-
-def load_manifest(run_dir: Path) -> dict:
-    path = Path(run_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no manifest: prepare the run with 'ipi-dipole replicas prepare'") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise InputError(f"{path}: unknown manifest format {manifest.get('format')!r}")
-    return manifest

@@ -1,5 +1,5 @@
-"""Readers of i-PI 3 output files, returning ipi-dipole's units (Angstrom, fs, e, K), and the
-full-precision one-frame xyz writer for i-PI's ``<initialize><file>``.
+"""Readers of i-PI 3 trajectories (extras, xyz, extended XYZ), returning ipi-dipole's units
+(Angstrom, fs, e), and the full-precision one-frame xyz writer for i-PI's ``<initialize><file>``.
 
 What i-PI writes (checked against the sources of i-PI 3.3, ``ipi/engine/outputs.py``):
 
@@ -13,23 +13,19 @@ What i-PI writes (checked against the sources of i-PI 3.3, ``ipi/engine/outputs.
   i-PI xyz frames whose comment line carries ``CELL(abcABC): a b c alpha beta gamma``,
   ``Step: N``, ``velocities{atomic_unit}`` and ``cell{atomic_unit}`` (the units given
   with ``units=`` / ``cell_units=``). Values are printed with 6 significant digits.
-- ``<properties filename='out'>`` writes ``PREFIX.out``, with header lines
-  ``# column   2     --> time{femtosecond} : ...``.
 - Steps are labelled identically in all files, so frames are matched by step. A run
   restarted from a checkpoint appends to the same files and may repeat steps written
   after the checkpoint: every reader keeps the last copy of each step, in step order.
   An incomplete last frame (a killed run) is dropped.
 
-Units are converted here, with :mod:`ipi.utils.units`, and nowhere else: the replicas
-modules (:mod:`ipi_dipole.replicas_source`, :mod:`ipi_dipole.replicas_prepare`) read and
-write i-PI files through this module too.
+Properties files are read by :mod:`.properties`, input XMLs by :mod:`.inputs`; the unit
+factors and the BEC layout are :mod:`.units`'.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,61 +33,19 @@ import numpy as np
 
 from ipi_dipole.errors import InputError
 
+from .units import bec_from_ipi, convert, dipole_from_ipi, to_atomic_units, velocity_to_angstrom_per_fs
+
+#: the readers' notes (dropped frames, repeated steps) are printed by ``ipi-dipole spectrum``,
+#: which listens to this logger
 log = logging.getLogger("ipi_dipole.analysis")
 
-_EXTRAS_HEADER = re.compile(r"^[ \t]*#EXTRAS\w*\(([^)]*)\)#[ \t]*Step:[ \t]*(\d+)[^\n]*(?:\n|$)", re.M)
+#: the line before each frame of an extras trajectory: groups (extra type, step)
+EXTRAS_HEADER = re.compile(r"^[ \t]*#EXTRAS\w*\(([^)]*)\)#[ \t]*Step:[ \t]*(\d+)[^\n]*(?:\n|$)", re.M)
 _STEP = re.compile(r"Step:\s*(\d+)")
 #: the cell ``ipi.utils.io`` returns for an xyz comment line without ``CELL(...)``
 _NO_CELL = -np.eye(3)
-_XYZ_WHAT = re.compile(r"(\w+)\{([^}]*)\}")
-_COLUMN = re.compile(r"#\s*(?:column|cols\.)\s+(\d+)(?:-(\d+))?\s*-->\s*([^\s{(:]+)"
-                     r"(?:\{([^}]*)\})?(?:\(([^)]*)\))?(?:\{([^}]*)\})?\s*:")
-
-
-# ----------------------------------------------------------------------------- units
-
-def _to_internal(family: str, unit: str | None) -> float:
-    from ipi.utils.units import unit_to_internal
-
-    try:
-        return unit_to_internal(family, unit or "atomic_unit", 1.0)
-    except (TypeError, ValueError, IndexError) as exc:
-        raise InputError(f"unknown i-PI unit {unit!r} for a {family}: {exc}") from None
-
-
-def angstrom_per_bohr() -> float:
-    """Length of one bohr in Angstrom, from :mod:`ipi.utils.units`."""
-    return 1.0 / _to_internal("length", "angstrom")
-
-
-def fs_per_atomic_time() -> float:
-    """One atomic unit of time in fs, from :mod:`ipi.utils.units`."""
-    return 1.0 / _to_internal("time", "femtosecond")
-
-
-def convert(value, family: str, unit: str | None, target: str):
-    """Convert ``value`` of an i-PI unit family from ``unit`` (None: atomic) to ``target``."""
-    return np.asarray(value, dtype=float) * (_to_internal(family, unit) / _to_internal(family, target))
-
-
-def velocity_to_angstrom_per_fs(unit: str | None = "atomic_unit") -> float:
-    """Factor turning an i-PI velocity in ``unit`` into Angstrom/fs (Angstrom/fs divided by it: ``unit``)."""
-    au = _to_internal("velocity", unit)  # unit -> bohr per atomic time
-    return au * angstrom_per_bohr() / fs_per_atomic_time()
-
-
-def ipi_masses_dalton(symbols) -> np.ndarray:
-    """Masses (Da) i-PI gives these atom labels, so that i-PI's momenta match our velocities."""
-    from ipi.utils.units import Elements
-
-    return np.array([Elements.mass(s) for s in symbols]) / _to_internal("mass", "dalton")
-
-
-def drop_made_up_digits(x: float) -> float:
-    """``x`` to 8 significant digits: i-PI writes checkpoints and properties with 9, so a value
-    converted from another unit carries digits after the 8th that the round trip made up
-    (0.5 fs written as 2.06706865e+01 atomic units reads back as 0.499999996 fs)."""
-    return float(f"{x:.8g}")
+#: ``quantity{unit}`` tags of an xyz comment line
+QUANTITY_TAG = re.compile(r"(\w+)\{([^}]*)\}")
 
 
 # ----------------------------------------------------------------------------- steps
@@ -184,7 +138,7 @@ def read_extras(path, expect: str | None = None) -> Series:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
-    heads = list(_EXTRAS_HEADER.finditer(text))
+    heads = list(EXTRAS_HEADER.finditer(text))
     if not heads:
         raise InputError(f"{path}: no '#EXTRAS(...)# Step:' header: not an i-PI extras file")
     names = {h.group(1) for h in heads}
@@ -234,27 +188,14 @@ def read_extras(path, expect: str | None = None) -> Series:
     if name.lower() == "dipole":
         if values.ndim != 2 or values.shape[1] != 3:
             raise InputError(f"{path}: a dipole needs 3 numbers per step, found {values.shape[1:]}")
-        values = values * angstrom_per_bohr()  # e*bohr -> e*Angstrom
+        values = dipole_from_ipi(values)  # e*bohr -> e*Angstrom
     elif name.lower() == "bec":
+        if values.ndim == 2:  # the (3N, 3) block written on one line per step
+            values = values.reshape(len(values), -1, 3) if values.shape[1] % 9 == 0 else values[:, None]
         values = bec_from_ipi(values, path)
     for n in notes:
         log.info(n)
     return Series(steps=steps, values=values, path=path, kind=name, notes=notes)
-
-
-def bec_from_ipi(block: np.ndarray, path="BEC") -> np.ndarray:
-    """Born charges ``Z[t, i, a, b] = dM_a/dx_ib`` from i-PI's (T, 3N, 3) ``BEC`` block.
-
-    Row ``3i+b`` of the block is d/dx_ib and its column ``a`` the dipole component. The
-    charges are in e in both layouts.
-    """
-    block = np.asarray(block, dtype=float)
-    if block.ndim == 2:  # the (3N, 3) block written on one line per step
-        block = block.reshape(len(block), -1, 3)
-    if block.ndim != 3 or block.shape[2] != 3 or block.shape[1] % 3:
-        raise InputError(f"{path}: BEC must be (3N, 3) numbers per step, found {block.shape[1:]}")
-    n_atoms = block.shape[1] // 3
-    return block.reshape(len(block), n_atoms, 3, 3).transpose(0, 1, 3, 2)
 
 
 # ----------------------------------------------------------------------------- xyz
@@ -329,7 +270,7 @@ def read_xyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
             raise InputError(f"{path}: cannot read frame {k}: {exc}") from None
 
     # the quantity{unit} tags, parsed here: i-PI's own auto_units misses units with a '/' (m/s)
-    tags = dict(_XYZ_WHAT.findall(comment))
+    tags = dict(QUANTITY_TAG.findall(comment))
     what = next((w for w in tags if w != "cell"), "positions")
     known = Trajectories().traj_dict
     dimension = known[what]["dimension"] if what in known else "undefined"
@@ -344,13 +285,13 @@ def read_xyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
         if masses_da is None:
             masses_au = ipi_masses
         else:
-            masses_au = np.asarray(masses_da, dtype=float) * _to_internal("mass", "dalton")
+            masses_au = np.asarray(masses_da, dtype=float) * to_atomic_units("mass", "dalton")
             if masses_au.shape != (n_atoms,):
                 raise InputError(f"{path}: {n_atoms} atoms but {masses_au.size} masses")
         if np.any(masses_au <= 0):
             raise InputError(f"{path}: unknown mass for atoms {sorted(set(np.array(symbols)[masses_au <= 0]))}: "
                              "give --masses")
-        velocity_au = data * _to_internal("momentum", units) / masses_au[None, :, None]
+        velocity_au = data * to_atomic_units("momentum", units) / masses_au[None, :, None]
         values, kind = velocity_au * velocity_to_angstrom_per_fs("atomic_unit"), "velocities"
         notes.append(f"{path}: velocities from momenta / masses")
     else:
@@ -384,7 +325,7 @@ def read_extxyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
             raise InputError(f"{path}: cannot read the extended XYZ file: {exc}") from None
         log.info(f"{path}: dropped the incomplete last frame")
     comment = str(frames[0].info.get("ipi_comment", ""))
-    tags = dict(_XYZ_WHAT.findall(comment))
+    tags = dict(QUANTITY_TAG.findall(comment))
     what = next((w for w in tags if w != "cell"), "positions")
     units = tags.get(what) or "ase"
     if what == "positions":
@@ -397,8 +338,8 @@ def read_extxyz_trajectory(path, masses_da: np.ndarray | None = None) -> Series:
         elif what == "momenta":
             if masses_da is None:
                 masses_da = frames[0].get_masses()
-            velocity_au = (data * _to_internal("momentum", units)
-                           / (np.asarray(masses_da, dtype=float) * _to_internal("mass", "dalton"))[None, :, None])
+            velocity_au = (data * to_atomic_units("momentum", units)
+                           / (np.asarray(masses_da, dtype=float) * to_atomic_units("mass", "dalton"))[None, :, None])
             values, kind = velocity_au * velocity_to_angstrom_per_fs("atomic_unit"), "velocities"
         else:
             values, kind = data, what
@@ -431,7 +372,7 @@ def write_ipi_xyz(path, symbols, values, h_angstrom, quantity: str, comment: str
         In the unit named by ``quantity``.
     h_angstrom : array (3, 3)
         i-PI's cell matrix in Angstrom: lattice vectors as columns, upper triangular
-        (see :func:`ipi_dipole.replicas_prepare.to_ipi_cell`).
+        (see :func:`ipi_dipole.replicas.prepare.to_ipi_cell`).
     quantity : str
         The quantity and its unit as i-PI tags them, e.g. ``"positions{angstrom}"``.
     comment : str
@@ -445,242 +386,3 @@ def write_ipi_xyz(path, symbols, values, h_angstrom, quantity: str, comment: str
             f.write(f"{s:>4s} {x: .12e} {y: .12e} {z: .12e}\n")
 
 
-# ----------------------------------------------------------------------------- properties
-
-@dataclass
-class Properties:
-    """Columns of an i-PI properties file, converted where the unit family is known.
-
-    ``columns`` maps the property name as written (``time``, ``temperature``,
-    ``potential``...) to its values; ``units`` to the unit written in the header (None when
-    none, i.e. atomic units).
-    """
-
-    path: Path
-    columns: dict
-    units: dict
-
-    def get(self, name: str, family: str, target: str) -> np.ndarray | None:
-        """Column ``name`` converted to ``target`` (e.g. ``("time", "time", "femtosecond")``)."""
-        if name not in self.columns:
-            return None
-        return convert(self.columns[name], family, self.units.get(name), target)
-
-    def timestep_fs(self) -> float | None:
-        """MD time per i-PI step (fs) from the ``time`` and ``step`` columns; None without them."""
-        time = self.get("time", "time", "femtosecond")
-        step = self.columns.get("step")
-        if time is None or step is None or len(step) < 2 or step[-1] <= step[0]:
-            return None
-        return drop_made_up_digits(float((time[-1] - time[0]) / (step[-1] - step[0])))
-
-
-def property_column(line: str) -> tuple[int, int, str, str | None] | None:
-    """``(first, end, name, unit)`` of a properties header line ``# column N --> name{unit} : ...``.
-
-    ``first:end`` are the 0-based columns the property fills (``# cols. 3-5`` for a
-    vector); ``unit`` is None when the header gives none (atomic units). None for any
-    other line.
-    """
-    m = _COLUMN.match(line)
-    if not m:
-        return None
-    start, end, name, u1, args, u2 = m.groups()
-    if args:
-        name = f"{name}({args})"
-    return int(start) - 1, int(end or start), name, u2 or u1
-
-
-def read_properties(path) -> Properties:
-    """Read an i-PI properties file (``# column N --> name{unit} : description`` header).
-
-    Same header grammar as :func:`ipi.scripting.read_output`; a partly written last line
-    (a killed run) is dropped instead of failing, and repeated steps keep the last copy.
-    """
-    path = Path(path)
-    specs = []
-    data_lines = []
-    try:
-        with open(path) as fh:
-            for line in fh:
-                if line.startswith("#"):
-                    spec = property_column(line)
-                    if spec:
-                        specs.append(spec)
-                elif line.strip():
-                    data_lines.append(line)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    if not specs:
-        raise InputError(f"{path}: no '# column N --> name' header: not an i-PI properties file")
-    n_cols = max(end for _, end, _, _ in specs)
-    rows = []
-    for line in data_lines:
-        fields = line.split()
-        if len(fields) != n_cols:
-            continue  # a line cut by a kill
-        try:
-            rows.append([float(x) for x in fields])
-        except ValueError:
-            continue
-    table = np.array(rows, dtype=float).reshape(-1, n_cols)
-    columns, units = {}, {}
-    for start, end, name, unit in specs:
-        col = table[:, start:end]
-        columns[name] = col[:, 0] if end - start == 1 else col
-        units[name] = unit
-    if "step" in columns and len(table):
-        keep = keep_last_of_each_step(columns["step"].astype(int))
-        columns = {k: v[keep] for k, v in columns.items()}
-    return Properties(path=path, columns=columns, units=units)
-
-
-# ----------------------------------------------------------------------------- input XML
-
-@dataclass
-class IpiInput:
-    """What the analysis and the replicas need from an i-PI input (or checkpoint) XML.
-
-    Attributes
-    ----------
-    prefix : str
-        ``<output prefix>`` (i-PI's default ``i-pi``).
-    timestep_fs : float or None
-        ``<dynamics><timestep>`` in fs.
-    temperature_k : float or None
-        The ensemble temperature, or else the one velocities were drawn at (K).
-    temperature_source : str or None
-        Which of the two, for messages.
-    ensemble_temperature_k : float or None
-        ``<ensemble><temperature>`` alone (K): the thermostat's, None for NVE.
-    is_checkpoint : bool
-        A checkpoint (beads or a ``<step>``) rather than an input.
-    step : int
-        ``<step>`` of a checkpoint (i-PI leaves it out at step 0).
-    total_steps : int or None
-        ``<total_steps>``.
-    """
-
-    path: Path
-    prefix: str
-    timestep_fs: float | None
-    temperature_k: float | None
-    temperature_source: str | None
-    is_checkpoint: bool
-    nbeads: int | None = None
-    fixcom: bool = True
-    ensemble_temperature_k: float | None = None
-    step: int = 0
-    total_steps: int | None = None
-
-
-def read_ipi_input(path) -> IpiInput:
-    """Read an i-PI input or checkpoint XML (see :class:`IpiInput`).
-
-    Values without a ``units`` attribute are in atomic units (i-PI's rule; checkpoints are
-    written that way); a value converted from another unit keeps 8 significant digits
-    (:func:`drop_made_up_digits`). The temperature is the ensemble's
-    (``<ensemble><temperature>``), or else the one velocities were drawn at
-    (``<velocities mode='thermal'>``).
-    """
-    path = Path(path)
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise InputError(f"{path}: cannot parse the i-PI XML: {exc}") from None
-    return ipi_input_from_root(root, path)
-
-
-def ipi_input_from_root(root: ET.Element, path) -> IpiInput:
-    """:func:`read_ipi_input` of an XML already parsed (``root`` is its root element)."""
-    path = Path(path)
-    if root.tag != "simulation":
-        raise InputError(f"{path}: not an i-PI input (root element <{root.tag}>)")
-
-    def value(elem, family, target):
-        try:
-            number = float(elem.text.strip())
-        except (AttributeError, ValueError):
-            raise InputError(f"{path}: <{elem.tag}> is not a number: {elem.text!r}") from None
-        unit = elem.get("units")
-        converted = float(convert(number, family, unit, target))
-        return converted if unit == target else drop_made_up_digits(converted)
-
-    def integer(text, what, default=None):
-        if not (text or "").strip():
-            return default
-        try:
-            return int(text.strip())
-        except ValueError:
-            raise InputError(f"{path}: {what} is not an integer: {text!r}") from None
-
-    def element_text(tag):
-        el = root.find(tag)
-        return None if el is None else el.text
-
-    output = root.find("output")
-    prefix = output.get("prefix", "i-pi").strip() if output is not None else "i-pi"
-    ts = root.find(".//motion/dynamics/timestep")
-    timestep = value(ts, "time", "femtosecond") if ts is not None else None
-    temperature, source, ensemble = None, None, None
-    t = root.find(".//ensemble/temperature")
-    if t is not None and value(t, "temperature", "kelvin") > 0:
-        ensemble = value(t, "temperature", "kelvin")
-        temperature, source = ensemble, f"{path.name} <ensemble><temperature>"
-    else:
-        t = root.find(".//initialize/velocities[@mode='thermal']")
-        if t is not None:
-            temperature, source = value(t, "temperature", "kelvin"), f"{path.name} <velocities mode='thermal'>"
-    init = root.find(".//initialize")
-    nbeads = integer(init.get("nbeads"), "<initialize nbeads>") if init is not None else None
-    is_checkpoint = root.find(".//beads") is not None or root.find("step") is not None
-    fixcom = (element_text(".//motion/fixcom") or "").strip().lower()
-    fixcom = fixcom in ("", "true", "1", "yes")  # i-PI fixes the centre of mass unless told not to
-    return IpiInput(path=path, prefix=prefix, timestep_fs=timestep, temperature_k=temperature,
-                    temperature_source=source, is_checkpoint=is_checkpoint, nbeads=nbeads, fixcom=fixcom,
-                    ensemble_temperature_k=ensemble, step=integer(element_text("step"), "<step>", 0),
-                    total_steps=integer(element_text("total_steps"), "<total_steps>"))
-
-
-# ----------------------------------------------------------------------------- sniffing
-
-def sniff(path) -> tuple[str, str] | None:
-    """What i-PI file ``path`` is, from its first lines.
-
-    Returns
-    -------
-    (kind, detail) or None
-        ``("extras", name)``, ``("xyz", quantity)``, ``("properties", "")`` or
-        ``("ipi-xml", "")``; None for anything else.
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return None
-    if b"\0" in head:
-        return None
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = text.splitlines()
-    if not lines:
-        return None
-    opening = text.lstrip()  # i-PI indents the extras header; blank lines before a header are harmless
-    m = _EXTRAS_HEADER.match(opening.split("\n", 1)[0] + "\n")
-    if m:
-        return "extras", m.group(1)
-    if re.match(r"#\s*(column|cols\.)\s+\d", opening):
-        return "properties", ""
-    first = lines[0].split()
-    if len(first) == 1 and first[0].isdigit() and len(lines) > 1:
-        if "Properties=" in lines[1]:  # i-PI format='ase': the tags are in ipi_comment="..."
-            m = re.search(r'ipi_comment="([^"]*)"', lines[1])
-            if not m:
-                return None
-            tags = [w for w, _ in _XYZ_WHAT.findall(m.group(1)) if w != "cell"]
-            return "xyz", tags[0] if tags else "positions"
-        tags = [w for w, _ in _XYZ_WHAT.findall(lines[1]) if w != "cell"]
-        if tags or "CELL" in lines[1]:
-            return "xyz", tags[0] if tags else "positions"
-    if opening.startswith("<") and "<simulation" in text:  # not a script that mentions one
-        return "ipi-xml", ""
-    return None

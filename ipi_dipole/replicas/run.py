@@ -1,7 +1,7 @@
 """``replicas run``: the replicas of a run directory spread over MPI ranks.
 
 Rank 0 keeps a work queue: every rank, rank 0 included, runs one replica at a time
-(i-PI in a child process, see :mod:`ipi_dipole.replicas_worker`) and asks rank 0 for
+(i-PI in a child process, see :mod:`ipi_dipole.replicas.worker`) and asks rank 0 for
 the next one when it is free, so ranks that resume short replicas pick up more of
 them. Rank 0 polls its own child and the other ranks' messages without blocking
 (``Iprobe`` every 0.2 s), so no MPI thread support is needed, and prints progress:
@@ -39,9 +39,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-from .errors import InputError
-from .replicas_prepare import load_manifest
-from .replicas_worker import Outcome, ReplicaJob
+from ipi_dipole.errors import InputError
+from ipi_dipole.ipi_io import read_manifest
+
+from .worker import Outcome, ReplicaJob
 
 TAG_TO_ROOT = 11   # worker -> rank 0: ("ready", outcome|None) / ("event", text) / ("stopping",)
 TAG_COMMAND = 12   # rank 0 -> worker: ("run", index) / ("stop",)
@@ -106,11 +107,11 @@ def run_replicas(run_dir: Path, *, threads=None, stop_grace=30.0, status_interva
     error = None
     if rank == 0:
         try:
-            manifest = load_manifest(run_dir)
+            manifest = read_manifest(run_dir)
         except InputError as exc:
             error = str(exc)
     if manifest is not None and only:
-        unknown = sorted(set(only) - {r["name"] for r in manifest["replicas"]})
+        unknown = sorted(set(only) - set(manifest.names()))
         if unknown:
             error = f"{run_dir}: no replica named {', '.join(unknown)} in the manifest"
     manifest, error = comm.bcast((manifest, error), root=0)
@@ -120,8 +121,8 @@ def run_replicas(run_dir: Path, *, threads=None, stop_grace=30.0, status_interva
         return 2
     stop = _StopFlag()
     stop.install()
-    ctx = dict(run_dir=run_dir, total_steps=int(manifest["steps"]),
-               driver_command=manifest.get("driver_command"), threads=threads, stop_grace=stop_grace)
+    ctx = dict(run_dir=run_dir, total_steps=int(manifest.steps),
+               driver_command=manifest.driver_command, threads=threads, stop_grace=stop_grace)
     jobs = []  # the replica this rank runs, for the emergency stop below
     try:
         if rank == 0:
@@ -154,7 +155,7 @@ def _stop_now(job: ReplicaJob, grace: float):
 
 
 def _job(manifest, ctx, index) -> ReplicaJob:
-    return ReplicaJob(entry=manifest["replicas"][index], **ctx)
+    return ReplicaJob(entry=manifest.replicas[index], **ctx)
 
 
 def _run_to_end(job: ReplicaJob, stop, stop_from_root, on_start=None) -> Outcome:
@@ -219,7 +220,7 @@ class _Progress:
     """Progress of the running replicas, from their properties files."""
 
     def __init__(self, manifest, ctx, mode, interval, total_replicas):
-        self.steps = int(manifest["steps"])
+        self.steps = int(manifest.steps)
         self.mode = mode
         if mode == "auto":
             self.mode = "bar" if sys.stderr.isatty() else "lines"
@@ -265,8 +266,8 @@ class _Progress:
 
 def _root(comm, MPI, manifest, ctx, stop, status_interval, progress, only, jobs) -> int:
     size = comm.Get_size()
-    replicas = manifest["replicas"]
-    indices = range(len(replicas)) if only is None else [i for i, r in enumerate(replicas) if r["name"] in only]
+    replicas = manifest.replicas
+    indices = range(len(replicas)) if only is None else [i for i, r in enumerate(replicas) if r.name in only]
     outcomes: dict[str, Outcome] = {}
     todo = deque()
     for i in indices:
@@ -309,7 +310,7 @@ def _root(comm, MPI, manifest, ctx, stop, status_interval, progress, only, jobs)
                     record(msg[1])
                 if todo and not stop:
                     i = todo.popleft()
-                    where[replicas[i]["name"]] = src
+                    where[replicas[i].name] = src
                     comm.send(("run", i), dest=src, tag=TAG_COMMAND)
                 else:
                     comm.send(("stop",), dest=src, tag=TAG_COMMAND)
@@ -358,14 +359,14 @@ class _PeekSteps:
     """Steps done by a replica running on another rank (read from its files)."""
 
     def __init__(self, ctx, manifest, name):
-        self.job = ReplicaJob(entry=next(r for r in manifest["replicas"] if r["name"] == name), **ctx)
+        self.job = ReplicaJob(entry=manifest.replica(name), **ctx)
 
     def steps_done(self):
         return self.job.steps_done()
 
 
 def _summary(manifest, ctx, outcomes, indices, seconds, stop) -> int:
-    names = [manifest["replicas"][i]["name"] for i in indices]
+    names = [manifest.replicas[i].name for i in indices]
     counts = {}
     for n in names:
         o = outcomes.get(n) or Outcome(n, "not started")
