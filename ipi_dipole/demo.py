@@ -13,7 +13,8 @@ Stages (each in its own directory under the output directory, reused on a rerun)
 7. ``07-spectrum``: the replica-averaged Green-Kubo spectrum (CSV, PNG) beside the
    GFN2-xTB harmonic frequencies of the dimer.
 
-Every stage is the command a user would type on their own data; the demo prints them.
+Every stage calls the library function behind one ``ipi-dipole`` sub-command, and prints
+the command a user would type to do the same on their own data.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import os
 import shlex
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from .stages import StageRunner
 
 
@@ -66,19 +69,23 @@ class DemoFailed(RuntimeError):
     """A stage of the demo failed; the message says which and where its log is."""
 
 
-def _command(args: list[str], log=print) -> None:
-    """Run one ``ipi-dipole`` sub-command in this process, as the user would type it."""
-    from .cli import main
-
+def _show(args: list, log=print) -> None:
+    """Print the ``ipi-dipole`` command that does what the demo does next."""
     log("  $ ipi-dipole " + " ".join(shlex.quote(str(a)) for a in args))
-    status = main([str(a) for a in args])
-    if status != 0:
-        raise DemoFailed(f"'ipi-dipole {args[0]}' ended with status {status}")
+
+
+@contextmanager
+def _step(name: str):
+    """Report bad input met by the library as a failed demo step (the message names the file)."""
+    try:
+        yield
+    except InputError as exc:
+        raise DemoFailed(f"'ipi-dipole {name}': {exc}") from exc
 
 
 def _ipi(xml: Path, log=print) -> None:
     """Run i-PI on ``xml`` in its directory, its output going to ``ipi.log`` there."""
-    from .replicas_worker import child_environment, ipi_command, tail
+    from .replicas.worker import child_environment, ipi_command, tail
 
     logfile = xml.parent / "ipi.log"
     log(f"  $ i-pi {xml.name} > ipi.log   (in {xml.parent})")
@@ -168,7 +175,7 @@ def harmonic_frequencies(atoms, workdir: Path) -> np.ndarray:
 
 def _write_init(atoms, path: Path, box: float = 20.0) -> None:
     """The dimer centred in a cubic box (Angstrom), in i-PI's xyz format (i-PI insists on a cell)."""
-    from .analysis.ipi_output import write_ipi_xyz
+    from .ipi_io import write_ipi_xyz
 
     atoms = atoms.copy()
     atoms.set_cell([box, box, box])
@@ -203,7 +210,7 @@ def run_demo(out_dir, settings: DemoSettings, force: bool = False, log=print,
     _wait_for_all(comm)
     if comm.bcast(failed, root=0):
         raise DemoFailed("the serial stages failed (see rank 0's output above)")
-    from .replicas_run import run_replicas
+    from .replicas.run import run_replicas
 
     run_dir = StageRunner(out_dir, log=lambda *_: None).directory("06-replicas") / "run"
     if rank == 0:
@@ -221,7 +228,7 @@ def run_demo(out_dir, settings: DemoSettings, force: bool = False, log=print,
 
 def _serial_child(out_dir, settings: DemoSettings, force: bool, stop_before_run: bool) -> int:
     """``ipi-dipole demo`` with these settings in a child process outside the MPI job."""
-    from .replicas_worker import child_environment
+    from .replicas.worker import child_environment
 
     command = [sys.executable, "-m", "ipi_dipole.cli", "demo", "-o", str(out_dir),
                "--settings-json", json.dumps(asdict(settings))]
@@ -230,6 +237,9 @@ def _serial_child(out_dir, settings: DemoSettings, force: bool, stop_before_run:
 
 
 def _run_serial(out_dir, settings: DemoSettings, force: bool, log, stop_before_run: bool) -> dict:
+    # as the ipi-dipole command does: tblite, LAMMPS and the i-PI children run several
+    # times slower with more threads on a few shared cores; set before tblite loads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     runner = StageRunner(out_dir, force=force, log=log)
     s = settings
     summaries = _serial_stages(runner, s, log)
@@ -270,36 +280,46 @@ def _serial_stages(runner: StageRunner, s: DemoSettings, log) -> dict:
     root = runner.root
 
     def sample(d: Path) -> dict:
+        from .engines import get_engine
+        from .sampling import langevin_heating, parse_masses
+
         traj = d / "dimer-md.extxyz"
-        _command(["sample", "water-dimer", "-o", traj, "--steps", s.sample_steps, "--mass", "H=8",
-                  "--timestep-fs", 1.5, "--t-start", 10, "--t-end", 320, "--every", s.sample_every,
-                  "--seed", s.seed, "--overwrite", "--no-progress"], log)
+        _show(["sample", "water-dimer", "-o", traj, "--steps", s.sample_steps, "--mass", "H=8",
+               "--timestep-fs", 1.5, "--t-start", 10, "--t-end", 320, "--every", s.sample_every,
+               "--seed", s.seed, "--overwrite", "--no-progress"], log)
+        with _step("sample"):
+            atoms = water_dimer()
+            engine = get_engine("tblite")
+            engine.check(atoms, where="water-dimer")
+            if traj.exists():
+                traj.unlink()  # an interrupted run starts again: langevin_heating appends
+            n = langevin_heating(atoms, engine.calculator(), traj, s.sample_steps, timestep_fs=1.5,
+                                 t_start=10.0, t_end=320.0, masses=parse_masses(["H=8"], atoms),
+                                 every=s.sample_every, seed=s.seed, progress=False)
+        log(f"  {traj}: {n} frames from {s.sample_steps} steps of 1.5 fs, 10 -> 320 K, "
+            f"{engine.description}, seed {s.seed}")
         return {"trajectory": str(traj)}
 
     summaries["01-sample"] = runner.run("01-sample", {"steps": s.sample_steps, "every": s.sample_every,
                                                       "seed": s.seed}, sample)
 
     def label(d: Path) -> dict:
+        from .engines import get_engine
+        from .engines.labelling import label_file
+
         out = d / "labelled.extxyz"
-        _command(["label", summaries["01-sample"]["trajectory"], "-o", out, "--engine", "tblite"], log)
+        _show(["label", summaries["01-sample"]["trajectory"], "-o", out, "--engine", "tblite"], log)
+        with _step("label"):
+            result = label_file(summaries["01-sample"]["trajectory"], out, get_engine("tblite"))
+        log(f"  {result.line()}")
+        if result.failed or result.failed_earlier:
+            raise DemoFailed(f"labelling failed for some structures: {result.line()}")
         return {"data": str(out)}
 
     summaries["02-label"] = runner.run("02-label", {"input": summaries["01-sample"]}, label)
 
     def model(d: Path) -> dict:
-        from . import data
-        from .commands.evaluate import evaluate
-        from .model import PolarizationModel
-
-        structures = data.load(summaries["02-label"]["data"])
-        train, test = _split(len(structures), s.test_fraction, s.seed)
-        data.save(d / "train.extxyz", [structures[i] for i in train])
-        data.save(d / "test.extxyz", [structures[i] for i in test])
-        _command(["train", d / "train.extxyz", "-o", d / "model.npz", "--targets", "bec",
-                  "--n-ref", s.n_ref, "--seed", s.seed], log)
-        _command(["evaluate", d / "model.npz", d / "test.extxyz"], log)
-        metrics = evaluate(PolarizationModel.load(d / "model.npz"), data.load(d / "test.extxyz"))
-        return {"model": str(d / "model.npz"), "n_train": int(len(train)), **metrics}
+        return _model_stage(d, summaries["02-label"]["data"], s, log)
 
     summaries["03-model"] = runner.run("03-model", {"data": summaries["02-label"], "n_ref": s.n_ref,
                                                     "test_fraction": s.test_fraction, "seed": s.seed}, model)
@@ -308,10 +328,13 @@ def _serial_stages(runner: StageRunner, s: DemoSettings, log) -> dict:
         f"held-out frames: dipole RMSPE {100 * m['dipole_rmspe']:.2f} %, Z* RMSPE {100 * m['bec_rmspe']:.2f} %")
 
     def forcefield(d: Path) -> dict:
+        from . import forcefield as ff_lib
+
         ff = d / "ff"
-        _command(["train-forcefield", summaries["02-label"]["data"], "-o", ff, "--seed", s.seed,
-                  "--check-runs", s.ff_check_runs], log)
-        report = json.loads((ff / "report.json").read_text())
+        _show(["train-forcefield", summaries["02-label"]["data"], "-o", ff, "--seed", s.seed,
+               "--check-runs", s.ff_check_runs], log)
+        with _step("train-forcefield"):
+            report = ff_lib.train(summaries["02-label"]["data"], ff, seed=s.seed, check_runs=s.ff_check_runs)
         return {"forcefield": str(ff / "forcefield.lammps"), "test": report.get("test", {}),
                 "warnings": report.get("warnings", [])}
 
@@ -346,9 +369,38 @@ def _serial_stages(runner: StageRunner, s: DemoSettings, log) -> dict:
     return summaries
 
 
+def _model_stage(d: Path, labelled: str, s: DemoSettings, log) -> dict:
+    """Train on Z* only (``ipi-dipole train``) and test on held-out frames (``evaluate``)."""
+    import warnings
+
+    from . import data, metrics
+    from .model import PolarizationModel
+
+    structures = data.load(labelled)
+    train, test = _split(len(structures), s.test_fraction, s.seed)
+    train_set, test_set = [structures[i] for i in train], [structures[i] for i in test]
+    data.save(d / "train.extxyz", train_set)
+    data.save(d / "test.extxyz", test_set)
+    _show(["train", d / "train.extxyz", "-o", d / "model.npz", "--targets", "bec",
+           "--n-ref", s.n_ref, "--seed", s.seed], log)
+    with _step("train"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = PolarizationModel(targets="bec", n_ref=s.n_ref, seed=s.seed).fit(train_set, progress=True)
+    for w in caught:
+        log(f"  warning: {w.message}")
+    model.save(d / "model.npz")
+    fitted = metrics.evaluate(model, train_set, where=str(d / "train.extxyz"))
+    log(f"  training Z* RMSE {fitted['bec_rmse']:.6f} e, dipole RMSE {fitted['dipole_rmse']:.6f} e*A")
+    _show(["evaluate", d / "model.npz", d / "test.extxyz"], log)
+    # the saved model, as 'evaluate' would read it
+    with _step("evaluate"):
+        held_out = metrics.evaluate(PolarizationModel.load(d / "model.npz"), data.load(d / "test.extxyz"))
+    return {"model": str(d / "model.npz"), "n_train": int(len(train)), **held_out}
+
+
 def _longest_oo_distance(trajectory: Path) -> float:
     """The largest distance (Angstrom) between the two oxygens over an i-PI trajectory."""
-    from .analysis.ipi_output import read_xyz_trajectory
+    from .ipi_io import read_xyz_trajectory
 
     series = read_xyz_trajectory(trajectory)
     oxygens = [i for i, s in enumerate(series.symbols) if s == "O"]
@@ -391,12 +443,18 @@ def _replicas_stage(runner: StageRunner, s: DemoSettings, run_dir: Path, summari
                                       temperature=s.temperature, timestep=s.timestep,
                                       steps=s.nve_steps, seed=s.seed, ensemble="nve",
                                       bec_stride=s.bec_stride))
-        _command(["replicas", "prepare", nvt["trajectory"], "--n", s.n_replicas, "--template", template,
-                  "-o", run_dir, "--seed", s.seed, "--min-separation-ps", s.replica_separation_ps,
-                  "--skip-ps", s.replica_separation_ps / 2], log)
+        from .replicas.prepare import PrepareOptions, prepare
+
+        _show(["replicas", "prepare", nvt["trajectory"], "--n", s.n_replicas, "--template", template,
+               "-o", run_dir, "--seed", s.seed, "--min-separation-ps", s.replica_separation_ps,
+               "--skip-ps", s.replica_separation_ps / 2], log)
+        with _step("replicas prepare"):
+            prepare(PrepareOptions(trajectory=[Path(nvt["trajectory"])], n=s.n_replicas, template=template,
+                                   run_dir=run_dir, seed=s.seed, min_separation_ps=s.replica_separation_ps,
+                                   skip_ps=s.replica_separation_ps / 2))
     if stop_before_run:
         return None
-    from .replicas_run import run_replicas
+    from .replicas.run import run_replicas
 
     log(f"  $ ipi-dipole replicas run {run_dir}")
     not_finished = run_replicas(run_dir)
@@ -418,15 +476,17 @@ def _spectrum(d: Path, run_dir: Path, summaries: dict, s: DemoSettings, log) -> 
     csv, png = d / "spectrum.csv", d / "spectrum.png"
     # the temperature comes from the replicas' manifest (the NVT run's); the volume is a
     # convention for a gas-phase molecule: the 20 A box it sits in
+    lines = ",".join(f"{w:.1f}" for w in harmonic)
     args = ["spectrum", run_dir, "-o", csv, "--window-cm1", s.window_cm1, "--volume", 20.0 ** 3]
     try:
         import matplotlib  # noqa: F401
-        args += ["--plot", png, "--reference-lines", ",".join(f"{w:.1f}" for w in harmonic),
-                 "--reference-label", "harmonic GFN2-xTB"]
+        args += ["--plot", png, "--reference-lines", lines, "--reference-label", "harmonic GFN2-xTB"]
     except ImportError:
         log("  (matplotlib is not installed: no PNG; pip install matplotlib)")
         png = None
-    _command(args, log)
+    _show(args, log)
+    with _step("spectrum"):
+        _write_spectrum(run_dir, csv, png, s.window_cm1, 20.0 ** 3, [float(w) for w in lines.split(",")], log)
     table = spectrum_file.read_csv(csv)
     bands = _band_table(table["wavenumber_cm1"], table["alpha_n_cm1"], harmonic)
     log("  band            harmonic GFN2-xTB (cm^-1)   MD peak (cm^-1)")
@@ -434,6 +494,28 @@ def _spectrum(d: Path, run_dir: Path, summaries: dict, s: DemoSettings, log) -> 
         log(f"  {name:<15} {ref:>10.0f}                  {peak:>8.0f}")
     return {"csv": str(csv), "png": str(png) if png else None, "harmonic_cm1": harmonic.tolist(),
             "bands": [{"band": n, "harmonic_cm1": r, "md_cm1": p} for n, r, p in bands]}
+
+
+def _write_spectrum(run_dir: Path, csv: Path, png: Path | None, window_cm1: float, volume_a3: float,
+                    reference_cm1: list, log, max_cm1: float = 6000.0) -> None:
+    """What ``ipi-dipole spectrum`` does with the demo's options (Gaussian window, zv)."""
+    from .analysis import pipeline, spectrum_file
+    from .analysis.green_kubo import SpectrumSettings
+    from .analysis.peaks import find_bands
+
+    with pipeline.notes_to(log):
+        replicas = pipeline.load_replicas(pipeline.find_replicas([run_dir]))
+        window = SpectrumSettings(window="gaussian" if window_cm1 else "none", fwhm_cm1=window_cm1)
+        result = pipeline.compute(replicas, pipeline.Options(settings=window, volume_a3=volume_a3))
+    bands = find_bands(result.wavenumber_cm1, result.isotropic, max_cm1=max_cm1)
+    rows = spectrum_file.write_spectrum(csv, result, bands, max_cm1=max_cm1)
+    log(f"  wrote {csv} ({rows} rows; {result.n_replicas} replicas, estimator {result.info['estimator']})")
+    if png is not None:
+        from .analysis.plot import plot_spectrum
+
+        plot_spectrum(png, result, bands=bands, max_cm1=max_cm1, reference_lines=reference_cm1,
+                      reference_label="harmonic GFN2-xTB", title=pipeline.title(result))
+        log(f"  wrote {png}")
 
 
 def _band_table(wavenumber, intensity, harmonic):
