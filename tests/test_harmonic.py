@@ -191,6 +191,16 @@ def test_harmonic_command_on_nacl_and_errors(tmp_path, capsys):
     spec = spectrum_file.read_csv(out / "spectrum.csv")
     assert spec["wavenumber_cm1"][np.argmax(spec["alpha_n_cm1"])] == pytest.approx(modes["wavenumber_cm1"][0], abs=1)
     assert "LO" in (out / "modes_lo.csv").read_text()
+    # the same Z* and eps_inf from a data-set file (the displaced forces are reused from the cache)
+    from ipi_dipole import data
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    z = np.array([(1.0 if s == "Na" else -1.0) * np.eye(3) for s in atoms.get_chemical_symbols()])
+    data.save(tmp_path / "born.extxyz", [data.make_structure(atoms, z, dielectric_tensor=np.eye(3))])
+    assert main(["harmonic", str(cell), "--forces", f"lammps:{ff}", "--born", str(tmp_path / "born.extxyz"),
+                 "-o", str(out)]) == 0
+    np.testing.assert_allclose(read_modes_csv(out / "modes.csv")["intensity_km_mol"], modes["intensity_km_mol"])
+    assert "318.7" in (out / "modes_lo.csv").read_text()
     # a molecule without a cell needs the volume alpha*n refers to
     assert main(["harmonic", "water-dimer", "--forces", TBLITE, "--charges", "O=-0.8,H=0.4",
                  "-o", str(tmp_path / "w")]) == 2
