@@ -59,7 +59,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
 from . import data
-from .descriptors import KINDS, DescriptorSettings, Environments, settings_from_dict
+from .descriptors import KINDS, DescriptorSettings, Environments, make_descriptor, settings_from_dict
 from .errors import InputError
 
 __all__ = ["PolarizationModel", "PolarizationCalculator", "FORMAT_VERSION"]
@@ -209,7 +209,7 @@ class PolarizationModel:
             raise InputError("no training structures")
         use_z, use_m = self._select_rows(structures)
         self.species_ = sorted({s for atoms in structures for s in atoms.get_chemical_symbols()})
-        self.descriptor_ = self.descriptor.build(self.species_)
+        self.descriptor_ = make_descriptor(self.species_, self.descriptor)
         n_spec = len(self.species_)
 
         self.zbar_ = self._baseline(structures, use_z, use_m)
@@ -718,7 +718,7 @@ class PolarizationModel:
         model = cls(**params)
         model.training_info_ = json.loads(str(arrays["training_info"]))
         model.species_ = [str(s) for s in arrays["species"]]
-        model.descriptor_ = model.descriptor.build(model.species_)
+        model.descriptor_ = make_descriptor(model.species_, model.descriptor)
         model.zbar_ = arrays["zbar"]
         model.feature_scale_ = arrays["feature_scale"]
         model.ref_descriptors_ = arrays["ref_descriptors"]

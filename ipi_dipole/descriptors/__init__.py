@@ -53,5 +53,13 @@ lists), :mod:`.kernels` (numba loops), :mod:`.descriptor` (the :class:`Descripto
 from .descriptor import Descriptor, Environments, species_indices
 from .settings import KINDS, DescriptorSettings, settings_from_dict
 
-__all__ = ["Descriptor", "DescriptorSettings", "Environments", "KINDS", "settings_from_dict",
-           "species_indices"]
+__all__ = ["Descriptor", "DescriptorSettings", "Environments", "KINDS", "make_descriptor",
+           "settings_from_dict", "species_indices"]
+
+#: descriptor class of each settings kind (see :mod:`.settings`)
+DESCRIPTORS = {DescriptorSettings.kind: Descriptor}
+
+
+def make_descriptor(species, settings):
+    """The descriptor of ``settings``' kind for ``species`` (chemical symbols, in feature order)."""
+    return DESCRIPTORS[settings.kind](species, settings)

@@ -1,10 +1,10 @@
 """Hyper-parameters of the descriptor, validated once, in one frozen object.
 
 A model holds a settings object (as librascal's kernels hold a representation) and builds
-its :class:`~ipi_dipole.descriptors.Descriptor` from it once the training species are
-known. Each descriptor kind has its own settings class, registered in ``KINDS`` under its
-``kind`` name: model files store ``{"kind": ..., **fields}`` and :func:`settings_from_dict`
-reads them back, so a second kind can sit beside the present one.
+its descriptor from it (:func:`ipi_dipole.descriptors.make_descriptor`) once the training
+species are known. Each descriptor kind has its own settings class, registered in ``KINDS``
+under its ``kind`` name: model files store ``{"kind": ..., **fields}`` and
+:func:`settings_from_dict` reads them back, so a second kind can sit beside the present one.
 """
 
 from __future__ import annotations
@@ -70,12 +70,6 @@ class DescriptorSettings:
     def rank3(self) -> bool:
         """Whether the rank-2 x rank-3 block (and the rank-3 moments) are computed."""
         return self.rank3_weight > 0
-
-    def build(self, species):
-        """The descriptor for ``species`` (chemical symbols, in feature order)."""
-        from .descriptor import Descriptor
-
-        return Descriptor(species, self)
 
     def to_dict(self) -> dict:
         """JSON-ready form, ``kind`` included (read back by :func:`settings_from_dict`)."""
