@@ -17,6 +17,10 @@ exact derivatives), and dipole jumps by a lattice quantum (wrapped positions) ar
 first; --jump-charges gives the species charges (e) so that they go as exact quanta.
 Born charges written less often than the velocities: Z*.v on the common steps, or
 with --bec-matching linear on every velocity step with Z* interpolated.
+Fixed-charge force fields (rigid ions, TIP4P-type water): --charges Na=1,Cl=-1 gives
+constant Born charges Z* = q 1, so Mdot = sum q v needs only the velocities (any Born
+charges and dipole in the run are then ignored); --charges qtip4pf is q-TIP4P/F's M-site
+charges, Z*(O) = gamma q_M, Z*(H) = q_H + (1-gamma)/2 q_M.
 
 Plain arrays from other MD codes (repeat an option once per replica, all with
 --timestep-fs, --temperature and --volume or --cell):
@@ -90,6 +94,10 @@ def add_arguments(parser):
     parser.add_argument("--jump-charges", metavar="Q",
                         help="species charges in e making up dipole jumps, per species (O=-0.8,H=0.4) "
                              "or a list (-0.8,0.4): jumps are removed as exact lattice quanta")
+    parser.add_argument("--charges", metavar="Q",
+                        help="constant Born charges in e of a fixed-charge force field, per species "
+                             "(Na=1,Cl=-1), per atom (comma list) or 'qtip4pf'; Mdot = sum q v from the "
+                             "velocities, replacing the run's Born charges and dipole")
     parser.add_argument("--dipole", action="append", default=[], metavar="FILE",
                         help="plain-array dipole (T, 3) in e*Angstrom; once per replica")
     parser.add_argument("--velocities", action="append", default=[], metavar="FILE",
@@ -152,6 +160,19 @@ def _replicas_from_arrays(args, cell):
     return reps
 
 
+def _with_charges(replicas, text):
+    """The replicas with the constant Born charges of --charges (see analysis.fixed_charges)."""
+    from ipi_dipole.analysis import fixed_charges
+
+    if text.strip().lower() == "qtip4pf":
+        charges = fixed_charges.m_site_born_charges(fixed_charges.QTIP4PF_Q_M, fixed_charges.QTIP4PF_GAMMA)
+    else:
+        charges = _per_species(text, "--charges")
+    print("fixed charges (e): " + (", ".join(f"{k}={v:.6g}" for k, v in charges.items())
+                                   if isinstance(charges, dict) else f"{len(charges)} per-atom values"))
+    return [fixed_charges.with_fixed_charges(r, charges) for r in replicas]
+
+
 def _cell(text):
     import numpy as np
 
@@ -207,6 +228,8 @@ def _run(args):
             print(f"  {r.name}: {r.describe()}")
         replicas = pipeline.load_replicas(found, masses=masses, cell=cell)
     replicas += _replicas_from_arrays(args, cell)
+    if args.charges:
+        replicas = _with_charges(replicas, args.charges)
 
     result = pipeline.compute(replicas, options)
     info = result.info
