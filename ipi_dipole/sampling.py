@@ -1,5 +1,10 @@
 """Configurations for a training set: Langevin molecular dynamics on a heating ramp.
 
+Molecules and crystals alike: for a crystal (pbc in all directions) the overall rotation
+is not removed (a periodic cell has none), only the centre-of-mass drift; the forces come
+from any ASE calculator (``calculator_from_spec``: the driver's ``ase:MODULE:CLASS[:JSON]``),
+e.g. a fitted force field, at a constant temperature (t_start = t_end).
+
 The water-dimer set of Schmiedmayer & Kresse was sampled this way: Langevin MD with the
 hydrogen mass raised to 8 u, a 1.5 fs time step, and the thermostat temperature raised
 linearly from 10 K to 320 K, so that the frames span the low-temperature basin up to
@@ -48,6 +53,37 @@ def parse_masses(specs: Sequence[str] | None, atoms: Atoms | None = None) -> dic
                              f"(it is {atoms.get_chemical_formula()})")
         masses[symbol] = mass
     return masses
+
+
+def parse_assignments(specs: Sequence[str] | None, option: str) -> dict[str, str]:
+    """``["O=O.pz-van_ak.UPF"]`` -> ``{"O": "O.pz-van_ak.UPF"}``, checking the symbols."""
+    from ase.data import atomic_numbers
+
+    out: dict[str, str] = {}
+    for spec in specs or ():
+        symbol, sep, value = str(spec).partition("=")
+        symbol, value = symbol.strip(), value.strip()
+        if not sep or not value:
+            raise InputError(f"{option} {spec!r}: expected SYMBOL=VALUE, e.g. O=O.pz-rrkjus.UPF")
+        if symbol not in atomic_numbers:
+            raise InputError(f"{option} {spec!r}: {symbol!r} is not a chemical symbol")
+        out[symbol] = value
+    return out
+
+
+def calculator_from_spec(spec: str):
+    """An ASE calculator from the driver's back-end spec ``ase:MODULE:CLASS[:JSON_KWARGS]``
+    (e.g. ``ase:ase.calculators.emt:EMT``); InputError for anything else."""
+    from ipi_dipole.driver.backends import ASEBackend, make_backend
+
+    if not str(spec).strip().lower().startswith("ase:"):
+        raise InputError(f"--calculator {spec}: expected ase:MODULE:CLASS[:JSON_KWARGS]")
+    backend = make_backend(spec)
+    assert isinstance(backend, ASEBackend)
+    try:
+        return backend.calculator_class(**backend.kwargs)
+    except Exception as exc:  # any constructor error of a third-party calculator
+        raise InputError(f"--calculator {spec}: cannot create it ({type(exc).__name__}: {exc})") from exc
 
 
 def ramp_temperature(step: int, steps: int, t_start: float, t_end: float) -> float:
@@ -120,7 +156,7 @@ def langevin_heating(atoms: Atoms, calculator, output: str | os.PathLike, steps:
     rng = np.random.default_rng(seed)
     _thermalize(md_atoms, t_start, rng)
     Stationary(md_atoms)
-    if len(md_atoms) > 2:
+    if len(md_atoms) > 2 and not np.any(md_atoms.pbc):  # a periodic cell has no rotation to remove
         ZeroRotation(md_atoms)
     md_atoms.set_constraint(FixCom())
 

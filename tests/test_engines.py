@@ -478,3 +478,25 @@ def test_label_cli_with_pyscf(tmp_path):
     frames = data.load(out)
     assert frames[0].info["engine"] == "pyscf PBE/def2-SVP"
     assert data.validate(frames, asr_tolerance=1e-4) == []
+
+
+def test_sample_a_crystal_with_an_ase_calculator(tmp_path, capsys):
+    """Bulk sampling: a periodic Cu cell, EMT forces, constant 300 K; frames keep the cell."""
+    import ase.io
+    from ase.build import bulk
+
+    start = tmp_path / "cu.extxyz"
+    ase.io.write(start, bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2))
+    out = tmp_path / "md.extxyz"
+    assert main(["sample", str(start), "-o", str(out), "--calculator", "ase:ase.calculators.emt:EMT",
+                 "--temperature", "300", "--steps", "40", "--every", "10", "--timestep-fs", "2",
+                 "--seed", "3", "--no-progress"]) == 0
+    frames = data.load(out)
+    assert len(frames) == 5 and all(f.pbc.all() for f in frames)
+    assert np.allclose(frames[-1].cell.array, frames[0].cell.array)
+    assert {f.info["target_temperature_K"] for f in frames} == {300.0}
+    assert np.abs(frames[-1].positions - frames[0].positions).max() > 0.01  # it moved
+    assert "300 -> 300 K, ase:ase.calculators.emt:EMT" in capsys.readouterr().out
+    assert main(["sample", str(start), "-o", str(out), "--overwrite", "--steps", "1",
+                 "--calculator", "emt"]) == 2
+    assert "expected ase:MODULE:CLASS" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from ..errors import InputError
 ENGINES = {
     "tblite": ("ipi_dipole.engines.tblite_engine", "TBLiteEngine"),
     "pyscf": ("ipi_dipole.engines.pyscf_engine", "PySCFEngine"),
+    "qe": ("ipi_dipole.engines.qe_engine", "QEEngine"),
 }
 
 

@@ -334,3 +334,91 @@ _IBRAVS = {
     6: lambda c: [[1, 0, 0], [0, 1, 0], [0, 0, c[2]]],
     8: lambda c: [[1, 0, 0], [0, c[1], 0], [0, 0, c[2]]],
 }
+
+
+# ---------------------------------------------------------------- pw.x output
+#: pw.x's own words for an SCF that ran out of iterations
+PW_NOT_CONVERGED = "convergence NOT achieved"
+_QE_ERROR = re.compile(r"%{20,}\s*\n\s*Error in routine\s+(\S+)\s*\(\s*-?\d+\s*\):\s*\n(.*?)\n\s*%{20,}",
+                       re.DOTALL)
+_WALL = re.compile(r"^\s*(PWSCF|PHONON)\s*:.*?CPU\s+(.*?)\s*WALL\s*$", re.MULTILINE)
+
+
+def qe_error(text: str) -> str | None:
+    """The message of the last ``Error in routine`` block of a QE output, as one line
+    (``"readpp: file .../Mg.UPF not found"``), or None when there is none."""
+    found = _QE_ERROR.findall(text)
+    if not found:
+        return None
+    routine, message = found[-1]
+    return f"{routine}: {' '.join(message.split())}"
+
+
+def qe_job_done(text: str) -> bool:
+    """True when a pw.x/ph.x output ran to its end (``JOB DONE.``)."""
+    return "JOB DONE." in text
+
+
+def qe_wall_time(text: str) -> float | None:
+    """The final wall time (s) that pw.x (``PWSCF :``) or ph.x (``PHONON :``) prints, parsing
+    QE's ``1h 2m``, ``1m36.00s`` and ``13.07s`` forms; None when absent."""
+    found = _WALL.findall(text)
+    if not found:
+        return None
+    value = found[-1][1].replace(" ", "")
+    m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:([0-9.]+)s)?", value)
+    if not m or not any(m.groups()):
+        return None
+    d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def pw_band_edges(text: str) -> tuple[float | None, float | None]:
+    """Highest occupied and lowest unoccupied levels (eV) of the last SCF in a pw.x output
+    (``None`` when not printed: pw.x prints the lowest unoccupied level only when it has
+    more bands than occupied ones)."""
+    homo = lumo = None
+    for line in text.splitlines():
+        if "highest occupied, lowest unoccupied level" in line:
+            values = floats_in(line.split(":", 1)[1])
+            homo, lumo = values[0], values[1]
+        elif "highest occupied level" in line:
+            homo, lumo = floats_in(line.split(":", 1)[1])[0], None
+    return homo, lumo
+
+
+def read_pw_out(path: str | Path) -> Atoms:
+    """Structure, energy (eV) and forces (eV/Angstrom) of the last SCF in a pw.x output.
+
+    ASE's ``espresso-out`` reader does the reading and the Ry -> eV, Ry/bohr -> eV/Angstrom
+    conversion; this function first checks the text so that a run that stopped or did not
+    converge is a clear InputError rather than an assertion deep inside ASE.
+
+    Raises
+    ------
+    InputError
+        pw.x stopped with an error (its message is quoted), the SCF did not converge, the
+        output is truncated, or it has no forces (run with ``tprnfor = .true.``).
+    """
+    import ase.io
+
+    path = Path(path)
+    text = read_text(path)
+    error = qe_error(text)
+    if error:
+        raise InputError(f"{path}: pw.x stopped with an error: {error}")
+    if PW_NOT_CONVERGED in text:
+        m = re.search(rf"{PW_NOT_CONVERGED} after\s+(\d+)\s+iterations", text)
+        after = f" after {m.group(1)} iterations" if m else ""
+        raise InputError(f"{path}: the pw.x SCF did not converge{after}")
+    if "Program PWSCF" not in text:
+        raise InputError(f"{path}: not a pw.x output")
+    if "!    total energy" not in text:
+        raise InputError(f"{path}: no converged total energy ('!    total energy'): pw.x output truncated?")
+    if "Forces acting on atoms" not in text:
+        raise InputError(f"{path}: no forces: run pw.x with tprnfor = .true.")
+    try:
+        atoms = ase.io.read(path, index=-1, format="espresso-out")
+    except Exception as exc:  # ASE's reader raises many types on odd files
+        raise InputError(f"{path}: ASE cannot read this pw.x output ({type(exc).__name__}: {exc})") from exc
+    return atoms
