@@ -43,6 +43,18 @@ MIN_GAP_EV = 0.05
 EXTRA_BANDS = 4
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the labelling process dies (Linux), so that a killed
+    run leaves no pw.x/ph.x writing into a work directory that a rerun would reuse."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed run may leave QE running until it finishes
+
+
 def find_program(name: str) -> str:
     """Full path of a QE program on PATH, or an InputError saying how to install it."""
     path = shutil.which(name)
@@ -250,7 +262,8 @@ class QEEngine(Engine):
         (directory / "CRASH").unlink(missing_ok=True)
         with open(directory / f"{stem}.out", "w") as out, open(directory / f"{stem}.err", "w") as err:
             code = subprocess.run(command, cwd=directory, stdout=out, stderr=err,
-                                  stdin=subprocess.DEVNULL, env=env).returncode
+                                  stdin=subprocess.DEVNULL, env=env,
+                                  preexec_fn=_die_with_parent).returncode
         text = (directory / f"{stem}.out").read_text(errors="replace")
         if code != 0 or not qe_reader.qe_job_done(text):
             message = qe_reader.qe_error(text)
