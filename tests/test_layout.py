@@ -135,3 +135,11 @@ def test_simulation_reads_no_analysis_but_the_correlation_functions(graph):
                      and d != "ipi_dipole.analysis.correlation")
            for m, deps in graph.items() if m.startswith(("ipi_dipole.replicas", "ipi_dipole.driver"))}
     assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    """A non-editable install (``pip install .``) ships only the packages pyproject lists."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {name for name, f in _modules().items() if f.name == "__init__.py"}
+    assert found - listed == set()
