@@ -26,6 +26,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from .errors import InputError
 
 BORN_KEY = "born_charges"
+#: per-atom array names other people's extended-XYZ files use for Born charges, all read as
+#: row = dipole component (see :func:`rename_born_key` for how that was settled)
+BEC_KEYS = ("born_charges", "born_charge", "born_effective_charges", "bec", "BEC", "Z", "zstar",
+            "Zstar", "apt")
 #: calculator results carried along with a structure, besides the Born charges
 RESULT_KEYS = ("energy", "forces", "dipole", "dielectric_tensor")
 
@@ -42,6 +46,44 @@ def get_born_charges(atoms: Atoms) -> np.ndarray | None:
     if z is None:
         return None
     return np.asarray(z, dtype=float).reshape(len(atoms), 3, 3)
+
+
+def rename_born_key(atoms: Atoms, key: str | None = None, where: str = "") -> Atoms:
+    """Move a foreign per-atom Born-charge array to :data:`BORN_KEY` (in place; returns atoms).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+    key : str, optional
+        The array's name; default: the first of :data:`BEC_KEYS` present with 9 columns.
+    where : str
+        File/structure named in error messages.
+
+    Notes
+    -----
+    Convention: the 9 numbers are read row-major as ``Z[i, a, b] = dM_a / dx_ib`` (e).
+    Settled on the Allegro-pol BaTiO3 set (``born_charge``, QE): between nearby frames the
+    change of the stored cell ``polarization`` (e*Angstrom, modulo e*L) matches
+    ``sum_i Z_i . dr_i`` with this reading and not with the transpose (tests/test_readers.py
+    checks it), consistent with that paper's ``Z*_{i,ab} = dP_a/dr_ib`` (Falletta et al. 2024).
+    """
+    if BORN_KEY in atoms.arrays and key in (None, BORN_KEY):
+        return atoms
+    names = [key] if key is not None else [k for k in BEC_KEYS if k in atoms.arrays]
+    for name in names:
+        z = atoms.arrays.get(name)
+        if z is None:
+            raise InputError(f"{where}: no per-atom array {name!r} (arrays: {', '.join(atoms.arrays)})")
+        z = np.asarray(z, dtype=float)
+        if z.size != 9 * len(atoms):
+            if key is not None:
+                raise InputError(f"{where}: array {name!r} has {z.size // max(len(atoms), 1)} numbers "
+                                 "per atom, Born charges need 9")
+            continue
+        del atoms.arrays[name]
+        atoms.arrays[BORN_KEY] = z.reshape(len(atoms), 9)
+        return atoms
+    return atoms
 
 
 def set_born_charges(atoms: Atoms, born_charges: np.ndarray) -> None:
@@ -128,7 +170,8 @@ def load(path: str | os.PathLike, index: str | int = ":") -> list[Atoms]:
         frames = [frames]
     if not frames:
         raise InputError(f"{path}: no structures")
-    return list(frames)
+    # other people's files name the array differently (born_charge, bec, ...): read them as ours
+    return [rename_born_key(a, where=f"{path}: structure {k}") for k, a in enumerate(frames)]
 
 
 def save(path: str | os.PathLike, structures: Iterable[Atoms], append: bool = False) -> None:

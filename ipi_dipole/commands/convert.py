@@ -12,7 +12,8 @@ Formats, detected from the content (or named with --format):
                 given with --structure
   apt-xyz       XYZ frames with 9 APT components per atom; no cell in the file: give --cell
   crystal       CRYSTAL14/17 output with ATOMIC BORN CHARGE TENSOR
-  extxyz        an existing ipi-dipole data set (to merge sets)
+  extxyz        an ipi-dipole data set, or another extended XYZ whose Born-charge array is
+                born_charge, bec, BEC, Z, zstar, ... (or named with --bec-key)
 
 Born charges are stored as Z[i,a,b] = dM_a/dx_ib (row = field/dipole component) whatever
 the code prints; the charges are written as the code computed them (no sum rule), unless
@@ -40,6 +41,9 @@ def add_arguments(parser):
                         help="cell for files without one (Angstrom): A (cubic), A B C, or 9 numbers (a, b, c vectors)")
     parser.add_argument("--structure", metavar="FILE",
                         help="unit cell of a phonopy BORN file, or a pw.x input/output for QE files (full precision)")
+    parser.add_argument("--bec-key", metavar="NAME",
+                        help="per-atom Born-charge array of extended-XYZ inputs (default: detect "
+                             "born_charges, born_charge, bec, BEC, Z, zstar, ...); read as row = dipole component")
     parser.add_argument("--enforce-asr", action="store_true",
                         help="spread each structure's acoustic-sum-rule residual evenly over its atoms")
     parser.add_argument("--asr-tolerance", type=float, default=0.05, metavar="E",
@@ -64,7 +68,8 @@ def run(args):
         fmt = args.format or detect_format(path)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            frames = read_born(path, format=fmt, cell=cell, structure=args.structure)
+            frames = read_born(path, format=fmt, cell=cell, structure=args.structure,
+                               bec_key=args.bec_key)
         for w in caught:
             if issubclass(w.category, UserWarning):
                 print(f"warning: {w.message}", file=sys.stderr)

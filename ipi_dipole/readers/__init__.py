@@ -126,7 +126,7 @@ def parse_cell(values: Sequence[float] | None) -> np.ndarray | None:
 
 
 def read_born(path: str | os.PathLike, format: str | None = None, cell=None,
-              structure: str | os.PathLike | None = None) -> list[Atoms]:
+              structure: str | os.PathLike | None = None, bec_key: str | None = None) -> list[Atoms]:
     """Structures with Born charges from one file.
 
     Parameters
@@ -173,6 +173,10 @@ def read_born(path: str | os.PathLike, format: str | None = None, cell=None,
         if not fmt.takes_structure:
             raise InputError(f"{path}: --structure applies to phonopy BORN and QE files, not to {format}")
         kwargs["structure"] = Path(structure)
+    if bec_key is not None:
+        if format != "extxyz":
+            raise InputError(f"{path}: --bec-key applies to extended-XYZ files, not to {format}")
+        kwargs["bec_key"] = bec_key
     structures = _function(fmt, fmt.reader)(path, **kwargs)
     if not structures:
         raise InputError(f"{path}: no structures with Born charges")
@@ -184,13 +188,15 @@ def _looks_like_extxyz(head: str) -> bool:
     return len(lines) > 1 and lines[0].strip().isdigit() and "Properties=" in lines[1]
 
 
-def _read_extxyz(path: Path, **unused) -> list[Atoms]:
+def _read_extxyz(path: Path, bec_key: str | None = None, **unused) -> list[Atoms]:
     from .. import data
 
-    structures = data.load(path)
+    structures = [data.rename_born_key(a, bec_key, where=f"{path}: structure {k}")
+                  for k, a in enumerate(data.load(path))]
     missing = [k for k, a in enumerate(structures) if data.get_born_charges(a) is None]
     if missing:
-        raise InputError(f"{path}: structures {missing[:10]} have no '{data.BORN_KEY}' array: no Born charges")
+        raise InputError(f"{path}: structures {missing[:10]} have no Born-charge array "
+                         f"(looked for {', '.join(data.BEC_KEYS)}; name it with --bec-key)")
     for a in structures:
         a.info.setdefault("source", str(path))
         a.info.setdefault("format", "extxyz")
