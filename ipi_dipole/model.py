@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from . import data
+from . import data, metrics
 from .descriptors import KINDS, DescriptorSettings, Environments, make_descriptor, settings_from_dict
 from .errors import InputError
 
@@ -278,19 +278,22 @@ class PolarizationModel:
         else:
             self._fit_linear(structures, envs, use_z, use_m, sigma, progress)
 
-        rmse_m, rmse_z = [], []
+        # residuals of the fitted rows only (a periodic dipole that was not fitted is left out)
+        fitted_m, fitted_z = ([], []), ([], [])
         for atoms, env, uz, um in zip(structures, envs, use_z, use_m):
             m, z = self._predict_env(atoms, env)
             if uz:
-                rmse_z.append((z - data.get_born_charges(atoms)).ravel())
+                fitted_z[0].append(z)
+                fitted_z[1].append(data.get_born_charges(atoms))
             if um:
-                rmse_m.append(m - atoms.calc.results["dipole"])
+                fitted_m[0].append(m)
+                fitted_m[1].append(atoms.calc.results["dipole"])
         self.training_info_ = {
             "n_structures": len(structures),
             "n_atoms": int(sum(len(a) for a in structures)),
             "n_references": {s: int((self.ref_species_ == t).sum()) for t, s in enumerate(self.species_)},
             "zbar": {s: float(self.zbar_[t]) for t, s in enumerate(self.species_)},
-            "bec_rmse": _rms(rmse_z), "dipole_rmse": _rms(rmse_m),
+            "bec_rmse": metrics.rmse(*fitted_z), "dipole_rmse": metrics.rmse(*fitted_m),
             "sigma_bec": self.sigma_bec_ or None, "sigma_dipole": self.sigma_dipole_ or None,
         }
         return self
@@ -806,11 +809,6 @@ def _solve_ridge(a_mat, b_vec, lam):
         return np.linalg.lstsq(lhs, b_vec, rcond=None)[0]
 
 
-def _rms(chunks):
-    if not chunks:
-        return None
-    x = np.concatenate([np.ravel(c) for c in chunks])
-    return float(np.sqrt(np.mean(x ** 2)))
 
 
 def _progress(items, enabled, desc):
