@@ -185,7 +185,7 @@ class DipolePES(Dummy_driver):
                              "positions): give --structure FILE (e.g. i-PI's init.xyz) or --species")
 
         if self.model is not None:
-            known = list(getattr(self.model, "species", []) or [])
+            known = list(self.model.species_)
             unknown = sorted(set(self.symbols) - set(known)) if known else []
             if unknown:
                 raise InputError(f"species mismatch: {self.species_source} has {', '.join(unknown)}, "
