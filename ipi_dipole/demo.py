@@ -277,7 +277,6 @@ def _serial_stages(runner: StageRunner, s: DemoSettings, log) -> dict:
     from .structures import water_dimer
 
     summaries = {}
-    root = runner.root
 
     def sample(d: Path) -> dict:
         from .engines import get_engine
