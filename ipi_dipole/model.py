@@ -207,6 +207,9 @@ class PolarizationModel:
         structures = list(structures)
         if not structures:
             raise InputError("no training structures")
+        if self.zeta and self.descriptor.kind != DescriptorSettings.kind:
+            raise InputError(f"zeta > 0 (the polynomial kernel) needs the {DescriptorSettings.kind!r} "
+                             f"descriptor, not {self.descriptor.kind!r}")
         use_z, use_m = self._select_rows(structures)
         self.species_ = sorted({s for atoms in structures for s in atoms.get_chemical_symbols()})
         self.descriptor_ = make_descriptor(self.species_, self.descriptor)
@@ -250,8 +253,9 @@ class PolarizationModel:
                 cand[t].add(rng, feats[sel].astype(np.float32), None if inv is None else inv[sel])
         rms = np.sqrt(sumsq / np.maximum(counts, 1)[:, None])
         self.feature_scale_ = np.where(rms > 1e-12 * rms.max(), 1.0 / np.where(rms > 0, rms, 1.0), 0.0)
-        # the rank-3 block overfits at full weight: a smaller prior (scale) on it
-        self.feature_scale_[:, self.descriptor_.feature_blocks()["rho2:rho3"]] *= self.descriptor.rank3_weight
+        # per-feature prior scales of the descriptor kind (the moments' rank-3 block overfits
+        # at full weight and gets rank3_weight)
+        self.feature_scale_ *= self.descriptor_.feature_prior()[None, :]
         if self.zeta:
             irms = np.sqrt(inv_sumsq / np.maximum(counts, 1)[:, None])
             self.invariant_scale_ = np.where(irms > 1e-12 * irms.max(), 1.0 / np.where(irms > 0, irms, 1.0), 0.0)

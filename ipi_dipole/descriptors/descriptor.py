@@ -134,6 +134,13 @@ class Descriptor:
                 "(rho1.rho1)*rho1": slice(c, c + d), "rho0*rho0*rho1": slice(c + d, c + 2 * d),
                 "(rho2:rho2)*rho1": slice(c + 2 * d, c + 3 * d)}
 
+    def feature_prior(self) -> np.ndarray:
+        """Prior scale (dimensionless) of every feature, multiplying its standardisation:
+        ``rank3_weight`` on the rank-2 x rank-3 block, 1 elsewhere; shape (F,)."""
+        prior = np.ones(self.n_features)
+        prior[self.feature_blocks()["rho2:rho3"]] = self.settings.rank3_weight
+        return prior
+
     def _scalar_pairs(self, env: Environments):
         """Per-centre scalar factors of the 4-body blocks: rho1.rho1, rho0 rho0, rho2:rho2 (N, K(K+1)/2)."""
         r0, r1, r2 = env.rho0[:, self._full], env.rho1[:, self._full], env.rho2[:, self._full]
