@@ -41,6 +41,15 @@ def add_arguments(parser):
     parser.add_argument("--zeta", type=int, default=0, metavar="Z",
                         help="power of the scalar kernel (0: linear model, default)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--tune", action="store_true",
+                        help="choose cutoff, radial functions, ridge, ... by k-fold cross-validation on "
+                             "the training set (ipi_dipole.tuning), then fit the winner on all of it")
+    parser.add_argument("--tune-folds", type=int, default=3, metavar="K",
+                        help="folds of --tune (contiguous blocks of structures; default 3)")
+    parser.add_argument("--tune-grid", metavar="FILE",
+                        help="JSON object of the axes to search with --tune, e.g. "
+                             '{"regularization": [1e-3, 1e-2], "descriptor__cutoff": [5.0, 6.0]} '
+                             "(default: ipi_dipole.tuning.BULK_GRID for periodic data, MOLECULE_GRID else)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -61,7 +70,18 @@ def run(args):
     model = PolarizationModel(**options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(structures, progress=not args.quiet)
+        if args.tune:
+            from ipi_dipole import tuning
+
+            grid = _read_grid(args.tune_grid) if args.tune_grid else None
+            print(f"tuning by {args.tune_folds}-fold cross-validation on {args.data}:")
+            model, result = tuning.tune(model, structures, grid, args.tune_folds,
+                                        progress=not args.quiet, log=print)
+            print(result.table())
+            best = ", ".join(f"{k}={v}" for k, v in result.best_params.items()) or "the starting settings"
+            print(f"chosen: {best}")
+        else:
+            model.fit(structures, progress=not args.quiet)
     for w in caught:
         print(f"warning: {w.message}")
     model.save(args.output)
@@ -78,3 +98,21 @@ def run(args):
             print(label.format(errors[f"{key}_rmse"]) + f"   RMSPE {pct}")
     print(f"wrote {args.output}")
     return 0
+
+
+def _read_grid(path):
+    """The --tune-grid JSON file: an object of axis name -> list of values."""
+    import json
+
+    from ipi_dipole.errors import InputError
+
+    try:
+        with open(path) as fh:
+            grid = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such tuning-grid file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise InputError(f"{path}: expected an object of axis name -> non-empty list of values")
+    return grid
