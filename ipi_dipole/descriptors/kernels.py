@@ -14,7 +14,7 @@ feature kernels beside these.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 
 __all__ = ["radial_table", "moments", "backprop_moments", "feature_gradient_sum",
            "feature_gradient_sum_4body", "linear_moment_coefficients"]
@@ -63,7 +63,7 @@ def radial_table(vectors, rc, n_radial):
     return unit, inv_r, radial_t.T.copy(), dradial_t.T.copy()
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, parallel=True)
 def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
     """Density moments from the pair tables (unit vectors, radial functions), accumulated with
     the radial index innermost (vectorised); returned as (N, SR), (N, SR, 3), (N, SR, 3, 3),
@@ -73,44 +73,57 @@ def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
     m1 = np.zeros((n_atoms, n_species, 3, n_radial))
     m2 = np.zeros((n_atoms, n_species, 6, n_radial))  # xx yy zz xy xz yz
     m3 = np.zeros((n_atoms, n_species if with_rank3 else 0, 10, n_radial))
-    mono = np.empty(10)
-    for p in range(first.shape[0]):
-        j = first[p]
-        t = nbr_species[p]
-        x = unit[p, 0]
-        y = unit[p, 1]
-        z = unit[p, 2]
-        f = radial[p]
-        for n in range(n_radial):
-            m0[j, t, n] += f[n]
-        for n in range(n_radial):
-            m1[j, t, 0, n] += f[n] * x
-            m1[j, t, 1, n] += f[n] * y
-            m1[j, t, 2, n] += f[n] * z
-        mono[0] = x * x
-        mono[1] = y * y
-        mono[2] = z * z
-        mono[3] = x * y
-        mono[4] = x * z
-        mono[5] = y * z
-        for c in range(6):
+    n_pairs = first.shape[0]
+    # pairs come ordered by centre: chunks of centres own disjoint pair ranges and rows
+    n_chunks = max(1, min(get_num_threads(), n_pairs // 1024))
+    ordered = True
+    for p in range(1, n_pairs):
+        if first[p] < first[p - 1]:
+            ordered = False
+    if not ordered:
+        n_chunks = 1
+    bounds = np.empty(n_chunks + 1, np.int64)
+    for c in range(n_chunks + 1):
+        bounds[c] = np.searchsorted(first, c * n_atoms // n_chunks) if ordered else (0 if c == 0 else n_pairs)
+    for chunk in prange(n_chunks):
+        mono = np.empty(10)
+        for p in range(bounds[chunk], bounds[chunk + 1]):
+            j = first[p]
+            t = nbr_species[p]
+            x = unit[p, 0]
+            y = unit[p, 1]
+            z = unit[p, 2]
+            f = radial[p]
             for n in range(n_radial):
-                m2[j, t, c, n] += f[n] * mono[c]
-        if with_rank3:
-            # xxx yyy zzz xxy xxz xyy yyz xzz yzz xyz
-            mono[0] = x * x * x
-            mono[1] = y * y * y
-            mono[2] = z * z * z
-            mono[3] = x * x * y
-            mono[4] = x * x * z
-            mono[5] = x * y * y
-            mono[6] = y * y * z
-            mono[7] = x * z * z
-            mono[8] = y * z * z
-            mono[9] = x * y * z
-            for c in range(10):
+                m0[j, t, n] += f[n]
+            for n in range(n_radial):
+                m1[j, t, 0, n] += f[n] * x
+                m1[j, t, 1, n] += f[n] * y
+                m1[j, t, 2, n] += f[n] * z
+            mono[0] = x * x
+            mono[1] = y * y
+            mono[2] = z * z
+            mono[3] = x * y
+            mono[4] = x * z
+            mono[5] = y * z
+            for c in range(6):
                 for n in range(n_radial):
-                    m3[j, t, c, n] += f[n] * mono[c]
+                    m2[j, t, c, n] += f[n] * mono[c]
+            if with_rank3:
+                # xxx yyy zzz xxy xxz xyy yyz xzz yzz xyz
+                mono[0] = x * x * x
+                mono[1] = y * y * y
+                mono[2] = z * z * z
+                mono[3] = x * x * y
+                mono[4] = x * x * z
+                mono[5] = x * y * y
+                mono[6] = y * y * z
+                mono[7] = x * z * z
+                mono[8] = y * z * z
+                mono[9] = x * y * z
+                for c in range(10):
+                    for n in range(n_radial):
+                        m3[j, t, c, n] += f[n] * mono[c]
     n_sr = n_species * n_radial
     rho0 = np.empty((n_atoms, n_sr))
     rho1 = np.empty((n_atoms, n_sr, 3))
@@ -161,7 +174,7 @@ def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
     return rho0, rho1, rho2, rho3
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, parallel=True)
 def backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_species, g0, g1, g2s, g3s,
                      h3):
     """out[i, o, c] = sum_j sum_(moments m of j) G[j, o, m] d m / d x_ic.
@@ -173,99 +186,106 @@ def backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_s
     symmetric parts matter). ``h3`` (N, S or 0, 3, 3, R): a rank-3 term of the special form
     ``G3[o = a; a', b, c] = delta_(a a') h3_bc`` (what a linear model has; needs O = 3), far
     cheaper than the general ``g3s``. Returns (N, O, 3).
+
+    The pairs are split into one contiguous chunk per numba thread, each accumulating into
+    its own copy of the output (a pair writes to two atoms: threads would race on one copy).
     """
     n_out = g0.shape[2]
     has_h3 = h3.shape[1] > 0
     n_radial = radial.shape[1]
-    out = np.zeros((n_atoms, n_out, 3))
-    fr = np.empty(n_radial)
     has3 = g3s.shape[1] > 0
-    v3 = np.empty((3, n_radial))
-    uu = np.empty((3, 3))
-    for p in range(first.shape[0]):
-        j = first[p]
-        k = second[p]
-        t = nbr_species[p]
-        u0 = unit[p, 0]
-        u1 = unit[p, 1]
-        u2 = unit[p, 2]
-        if has3:
-            for b in range(3):
-                for c in range(3):
-                    uu[b, c] = unit[p, b] * unit[p, c]
-        df = dradial[p]
-        for n in range(n_radial):
-            fr[n] = radial[p, n] * inv_r[p]
-        for o in range(n_out):
-            ax = 0.0
-            ay = 0.0
-            az = 0.0
-            for n in range(n_radial):
-                a0 = g1[j, t, o, 0, n]
-                a1 = g1[j, t, o, 1, n]
-                a2 = g1[j, t, o, 2, n]
-                g1u = a0 * u0 + a1 * u1 + a2 * u2
-                m0 = g2s[j, t, o, 0, 0, n] * u0 + g2s[j, t, o, 0, 1, n] * u1 + g2s[j, t, o, 0, 2, n] * u2
-                m1 = g2s[j, t, o, 1, 0, n] * u0 + g2s[j, t, o, 1, 1, n] * u1 + g2s[j, t, o, 1, 2, n] * u2
-                m2 = g2s[j, t, o, 2, 0, n] * u0 + g2s[j, t, o, 2, 1, n] * u1 + g2s[j, t, o, 2, 2, n] * u2
-                umu = 0.5 * (u0 * m0 + u1 * m1 + u2 * m2)
-                rad = df[n] * (g0[j, t, o, n] + g1u + umu)
-                tang = fr[n] * (g1u + 2.0 * umu)
-                ax += rad * u0 + fr[n] * (a0 + m0) - tang * u0
-                ay += rad * u1 + fr[n] * (a1 + m1) - tang * u1
-                az += rad * u2 + fr[n] * (a2 + m2) - tang * u2
+    n_pairs = first.shape[0]
+    n_chunks = max(1, min(get_num_threads(), n_pairs // 256))
+    partial = np.zeros((n_chunks, n_atoms, n_out, 3))
+    for chunk in prange(n_chunks):
+        out = partial[chunk]
+        fr = np.empty(n_radial)
+        v3 = np.empty((3, n_radial))
+        uu = np.empty((3, 3))
+        for p in range(chunk * n_pairs // n_chunks, (chunk + 1) * n_pairs // n_chunks):
+            j = first[p]
+            k = second[p]
+            t = nbr_species[p]
+            u0 = unit[p, 0]
+            u1 = unit[p, 1]
+            u2 = unit[p, 2]
             if has3:
-                # rank 3: v_d = 3 G3s_dbc u_b u_c, t3 = G3s:uuu = v.u / 3 (n innermost)
-                for n in range(n_radial):
-                    v3[0, n] = 0.0
-                    v3[1, n] = 0.0
-                    v3[2, n] = 0.0
                 for b in range(3):
                     for c in range(3):
-                        w = uu[b, c]
-                        for d in range(3):
-                            for n in range(n_radial):
-                                v3[d, n] += g3s[j, t, o, d, b, c, n] * w
-                for n in range(n_radial):
-                    t3 = (v3[0, n] * u0 + v3[1, n] * u1 + v3[2, n] * u2) / 3.0
-                    rad = df[n] * t3 - 3.0 * fr[n] * t3
-                    ax += rad * u0 + fr[n] * v3[0, n]
-                    ay += rad * u1 + fr[n] * v3[1, n]
-                    az += rad * u2 + fr[n] * v3[2, n]
-            out[k, o, 0] += ax
-            out[k, o, 1] += ay
-            out[k, o, 2] += az
-            out[j, o, 0] -= ax
-            out[j, o, 1] -= ay
-            out[j, o, 2] -= az
-        if has_h3:
-            # sum_bc h_bc d(f u_a u_b u_c)/dx_d
-            #   = f' u_a w u_d + f/r (delta_ad w - 3 u_a u_d w + 2 u_a (h u)_d),  w = u.h.u
+                        uu[b, c] = unit[p, b] * unit[p, c]
+            df = dradial[p]
             for n in range(n_radial):
-                hu0 = h3[j, t, 0, 0, n] * u0 + h3[j, t, 0, 1, n] * u1 + h3[j, t, 0, 2, n] * u2
-                hu1 = h3[j, t, 1, 0, n] * u0 + h3[j, t, 1, 1, n] * u1 + h3[j, t, 1, 2, n] * u2
-                hu2 = h3[j, t, 2, 0, n] * u0 + h3[j, t, 2, 1, n] * u1 + h3[j, t, 2, 2, n] * u2
-                w = hu0 * u0 + hu1 * u1 + hu2 * u2
-                fw = fr[n] * w
-                for a in range(3):
-                    ua = unit[p, a]
-                    common = df[n] * ua * w - 3.0 * fr[n] * ua * w
-                    gx = common * u0 + 2.0 * fr[n] * ua * hu0
-                    gy = common * u1 + 2.0 * fr[n] * ua * hu1
-                    gz = common * u2 + 2.0 * fr[n] * ua * hu2
-                    if a == 0:
-                        gx += fw
-                    elif a == 1:
-                        gy += fw
-                    else:
-                        gz += fw
-                    out[k, a, 0] += gx
-                    out[k, a, 1] += gy
-                    out[k, a, 2] += gz
-                    out[j, a, 0] -= gx
-                    out[j, a, 1] -= gy
-                    out[j, a, 2] -= gz
-    return out
+                fr[n] = radial[p, n] * inv_r[p]
+            for o in range(n_out):
+                ax = 0.0
+                ay = 0.0
+                az = 0.0
+                for n in range(n_radial):
+                    a0 = g1[j, t, o, 0, n]
+                    a1 = g1[j, t, o, 1, n]
+                    a2 = g1[j, t, o, 2, n]
+                    g1u = a0 * u0 + a1 * u1 + a2 * u2
+                    m0 = g2s[j, t, o, 0, 0, n] * u0 + g2s[j, t, o, 0, 1, n] * u1 + g2s[j, t, o, 0, 2, n] * u2
+                    m1 = g2s[j, t, o, 1, 0, n] * u0 + g2s[j, t, o, 1, 1, n] * u1 + g2s[j, t, o, 1, 2, n] * u2
+                    m2 = g2s[j, t, o, 2, 0, n] * u0 + g2s[j, t, o, 2, 1, n] * u1 + g2s[j, t, o, 2, 2, n] * u2
+                    umu = 0.5 * (u0 * m0 + u1 * m1 + u2 * m2)
+                    rad = df[n] * (g0[j, t, o, n] + g1u + umu)
+                    tang = fr[n] * (g1u + 2.0 * umu)
+                    ax += rad * u0 + fr[n] * (a0 + m0) - tang * u0
+                    ay += rad * u1 + fr[n] * (a1 + m1) - tang * u1
+                    az += rad * u2 + fr[n] * (a2 + m2) - tang * u2
+                if has3:
+                    # rank 3: v_d = 3 G3s_dbc u_b u_c, t3 = G3s:uuu = v.u / 3 (n innermost)
+                    for n in range(n_radial):
+                        v3[0, n] = 0.0
+                        v3[1, n] = 0.0
+                        v3[2, n] = 0.0
+                    for b in range(3):
+                        for c in range(3):
+                            w = uu[b, c]
+                            for d in range(3):
+                                for n in range(n_radial):
+                                    v3[d, n] += g3s[j, t, o, d, b, c, n] * w
+                    for n in range(n_radial):
+                        t3 = (v3[0, n] * u0 + v3[1, n] * u1 + v3[2, n] * u2) / 3.0
+                        rad = df[n] * t3 - 3.0 * fr[n] * t3
+                        ax += rad * u0 + fr[n] * v3[0, n]
+                        ay += rad * u1 + fr[n] * v3[1, n]
+                        az += rad * u2 + fr[n] * v3[2, n]
+                out[k, o, 0] += ax
+                out[k, o, 1] += ay
+                out[k, o, 2] += az
+                out[j, o, 0] -= ax
+                out[j, o, 1] -= ay
+                out[j, o, 2] -= az
+            if has_h3:
+                # sum_bc h_bc d(f u_a u_b u_c)/dx_d
+                #   = f' u_a w u_d + f/r (delta_ad w - 3 u_a u_d w + 2 u_a (h u)_d),  w = u.h.u
+                for n in range(n_radial):
+                    hu0 = h3[j, t, 0, 0, n] * u0 + h3[j, t, 0, 1, n] * u1 + h3[j, t, 0, 2, n] * u2
+                    hu1 = h3[j, t, 1, 0, n] * u0 + h3[j, t, 1, 1, n] * u1 + h3[j, t, 1, 2, n] * u2
+                    hu2 = h3[j, t, 2, 0, n] * u0 + h3[j, t, 2, 1, n] * u1 + h3[j, t, 2, 2, n] * u2
+                    w = hu0 * u0 + hu1 * u1 + hu2 * u2
+                    fw = fr[n] * w
+                    for a in range(3):
+                        ua = unit[p, a]
+                        common = df[n] * ua * w - 3.0 * fr[n] * ua * w
+                        gx = common * u0 + 2.0 * fr[n] * ua * hu0
+                        gy = common * u1 + 2.0 * fr[n] * ua * hu1
+                        gz = common * u2 + 2.0 * fr[n] * ua * hu2
+                        if a == 0:
+                            gx += fw
+                        elif a == 1:
+                            gy += fw
+                        else:
+                            gz += fw
+                        out[k, a, 0] += gx
+                        out[k, a, 1] += gy
+                        out[k, a, 2] += gz
+                        out[j, a, 0] -= gx
+                        out[j, a, 1] -= gy
+                        out[j, a, 2] -= gz
+    return partial.sum(axis=0)
 
 
 @njit(cache=True, inline="always")
@@ -466,7 +486,7 @@ def feature_gradient_sum_4body(phi, offset, first, second, unit, inv_r, radial, 
                         phi[j, jj, offset + 2 * block + col, a, c] -= g2
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n_radial4, full,
                                pair_i, pair_j, skip3):
     """Dipole ``M_a = sum_j sum_f c_J(j)[f] D[j, f, a]`` and its derivatives with respect to
@@ -483,116 +503,120 @@ def linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n
     off_r3 = n_sr + 2 * n_sr * n_sr
     block = n_p * n_k
     off4 = coeffs.shape[1] - 3 * block  # the 4-body blocks close the feature vector
-    m = np.zeros(3)
     g3 = np.zeros((n, 3, n_sr if has3 else 0, 3, 3, 3))
-    h3 = np.empty((n_sr, 3, 3))
     g0 = np.zeros((n, 3, n_sr))
     g1 = np.zeros((n, 3, n_sr, 3))
     g2 = np.zeros((n, 3, n_sr, 3, 3))
-    h = np.empty((n_sr, 3))
-    hp = np.empty((3, n_p, 3))
-    for j in range(n):
-        c = coeffs[centre_species[j]]
-        if skip3:
-            n_loop = 0
-        else:
-            n_loop = n_sr
-        # 2-body and rho0 * rho1
-        for q in range(n_loop):
-            lin = c[q]
-            for p in range(n_sr):
-                lin += c[off2 + p * n_sr + q] * rho0[j, p]
-            for a in range(3):
-                g1[j, a, q, a] += lin
-                m[a] += lin * rho1[j, q, a]
-        for p in range(n_loop):
-            for a in range(3):
-                acc = 0.0
-                for q in range(n_sr):
-                    acc += c[off2 + p * n_sr + q] * rho1[j, q, a]
-                g0[j, a, p] += acc
-        # rho1 . rho2: E_a = c3[p, q] rho1[p]_b rho2[q]_ab
-        for q in range(n_loop):
-            for b in range(3):
-                h[q, b] = 0.0
-        for p in range(n_loop):
-            for q in range(n_sr):
-                cpq = c[off3 + p * n_sr + q]
-                if cpq == 0.0:
-                    continue
+    # atoms are independent but for the dipole sum: one chunk of atoms per numba thread
+    n_chunks = max(1, min(get_num_threads(), n // 16))
+    m_atom = np.zeros((n, 3))  # per atom: threads never share a cache line
+    for chunk in prange(n_chunks):
+        h3 = np.empty((n_sr, 3, 3))
+        h = np.empty((n_sr, 3))
+        hp = np.empty((3, n_p, 3))
+        for j in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
+            m = m_atom[j]
+            c = coeffs[centre_species[j]]
+            if skip3:
+                n_loop = 0
+            else:
+                n_loop = n_sr
+            # 2-body and rho0 * rho1
+            for q in range(n_loop):
+                lin = c[q]
+                for p in range(n_sr):
+                    lin += c[off2 + p * n_sr + q] * rho0[j, p]
+                for a in range(3):
+                    g1[j, a, q, a] += lin
+                    m[a] += lin * rho1[j, q, a]
+            for p in range(n_loop):
+                for a in range(3):
+                    acc = 0.0
+                    for q in range(n_sr):
+                        acc += c[off2 + p * n_sr + q] * rho1[j, q, a]
+                    g0[j, a, p] += acc
+            # rho1 . rho2: E_a = c3[p, q] rho1[p]_b rho2[q]_ab
+            for q in range(n_loop):
                 for b in range(3):
-                    h[q, b] += cpq * rho1[j, p, b]
+                    h[q, b] = 0.0
+            for p in range(n_loop):
+                for q in range(n_sr):
+                    cpq = c[off3 + p * n_sr + q]
+                    if cpq == 0.0:
+                        continue
+                    for b in range(3):
+                        h[q, b] += cpq * rho1[j, p, b]
+                    for a in range(3):
+                        for b in range(3):
+                            g1[j, a, p, b] += cpq * rho2[j, q, a, b]
+            for q in range(n_loop):
                 for a in range(3):
                     for b in range(3):
-                        g1[j, a, p, b] += cpq * rho2[j, q, a, b]
-        for q in range(n_loop):
-            for a in range(3):
-                for b in range(3):
-                    g2[j, a, q, a, b] += h[q, b]
-                    m[a] += h[q, b] * rho2[j, q, a, b]
-        # rho2 : rho3: E_a = c4[p, q] rho2[p]_bc rho3[q]_abc
-        for q in range(n_loop if has3 else 0):
-            for b in range(3):
-                for d in range(3):
-                    h3[q, b, d] = 0.0
-        for p in range(n_loop if has3 else 0):
-            for q in range(n_sr):
-                cpq = c[off_r3 + p * n_sr + q]
-                if cpq == 0.0:
-                    continue
+                        g2[j, a, q, a, b] += h[q, b]
+                        m[a] += h[q, b] * rho2[j, q, a, b]
+            # rho2 : rho3: E_a = c4[p, q] rho2[p]_bc rho3[q]_abc
+            for q in range(n_loop if has3 else 0):
                 for b in range(3):
                     for d in range(3):
-                        h3[q, b, d] += cpq * rho2[j, p, b, d]
-                        for a in range(3):
-                            g2[j, a, p, b, d] += cpq * rho3[j, q, a, b, d]
-        for q in range(n_loop if has3 else 0):
-            for a in range(3):
-                for b in range(3):
-                    for d in range(3):
-                        g3[j, a, q, a, b, d] += h3[q, b, d]
-                        m[a] += h3[q, b, d] * rho3[j, q, a, b, d]
-        if n_k == 0:
-            continue
-        # 4-body: E_a = c_s[P, k] s[P] rho1[k]_a for s = rho1.rho1, rho0 rho0, rho2:rho2
-        for t in range(3):
-            for pp in range(n_p):
-                k1 = full[pair_i[pp]]
-                k2 = full[pair_j[pp]]
-                if t == 0:
-                    sv = rho1[j, k1, 0] * rho1[j, k2, 0] + rho1[j, k1, 1] * rho1[j, k2, 1] + rho1[j, k1, 2] * rho1[j, k2, 2]
-                elif t == 1:
-                    sv = rho0[j, k1] * rho0[j, k2]
-                else:
-                    sv = 0.0
-                    for a in range(3):
-                        for b in range(3):
-                            sv += rho2[j, k1, a, b] * rho2[j, k2, a, b]
-                for a in range(3):
-                    hp[t, pp, a] = 0.0
-                for kk in range(n_k):
-                    ck = c[off4 + t * block + pp * n_k + kk]
-                    if ck == 0.0:
+                        h3[q, b, d] = 0.0
+            for p in range(n_loop if has3 else 0):
+                for q in range(n_sr):
+                    cpq = c[off_r3 + p * n_sr + q]
+                    if cpq == 0.0:
                         continue
-                    fk = full[kk]
-                    for a in range(3):
-                        hp[t, pp, a] += ck * rho1[j, fk, a]
-                        g1[j, a, fk, a] += ck * sv
+                    for b in range(3):
+                        for d in range(3):
+                            h3[q, b, d] += cpq * rho2[j, p, b, d]
+                            for a in range(3):
+                                g2[j, a, p, b, d] += cpq * rho3[j, q, a, b, d]
+            for q in range(n_loop if has3 else 0):
                 for a in range(3):
-                    m[a] += sv * hp[t, pp, a]
-                # chain rule through s[P], symmetric in its two channels
-                for a in range(3):
-                    w = hp[t, pp, a]
+                    for b in range(3):
+                        for d in range(3):
+                            g3[j, a, q, a, b, d] += h3[q, b, d]
+                            m[a] += h3[q, b, d] * rho3[j, q, a, b, d]
+            if n_k == 0:
+                continue
+            # 4-body: E_a = c_s[P, k] s[P] rho1[k]_a for s = rho1.rho1, rho0 rho0, rho2:rho2
+            for t in range(3):
+                for pp in range(n_p):
+                    k1 = full[pair_i[pp]]
+                    k2 = full[pair_j[pp]]
                     if t == 0:
-                        for b in range(3):
-                            g1[j, a, k1, b] += w * rho1[j, k2, b]
-                            g1[j, a, k2, b] += w * rho1[j, k1, b]
+                        sv = rho1[j, k1, 0] * rho1[j, k2, 0] + rho1[j, k1, 1] * rho1[j, k2, 1] + rho1[j, k1, 2] * rho1[j, k2, 2]
                     elif t == 1:
-                        g0[j, a, k1] += w * rho0[j, k2]
-                        g0[j, a, k2] += w * rho0[j, k1]
+                        sv = rho0[j, k1] * rho0[j, k2]
                     else:
-                        for b in range(3):
-                            for d in range(3):
-                                g2[j, a, k1, b, d] += w * rho2[j, k2, b, d]
-                                g2[j, a, k2, b, d] += w * rho2[j, k1, b, d]
-    return m, g0, g1, g2, g3
+                        sv = 0.0
+                        for a in range(3):
+                            for b in range(3):
+                                sv += rho2[j, k1, a, b] * rho2[j, k2, a, b]
+                    for a in range(3):
+                        hp[t, pp, a] = 0.0
+                    for kk in range(n_k):
+                        ck = c[off4 + t * block + pp * n_k + kk]
+                        if ck == 0.0:
+                            continue
+                        fk = full[kk]
+                        for a in range(3):
+                            hp[t, pp, a] += ck * rho1[j, fk, a]
+                            g1[j, a, fk, a] += ck * sv
+                    for a in range(3):
+                        m[a] += sv * hp[t, pp, a]
+                    # chain rule through s[P], symmetric in its two channels
+                    for a in range(3):
+                        w = hp[t, pp, a]
+                        if t == 0:
+                            for b in range(3):
+                                g1[j, a, k1, b] += w * rho1[j, k2, b]
+                                g1[j, a, k2, b] += w * rho1[j, k1, b]
+                        elif t == 1:
+                            g0[j, a, k1] += w * rho0[j, k2]
+                            g0[j, a, k2] += w * rho0[j, k1]
+                        else:
+                            for b in range(3):
+                                for d in range(3):
+                                    g2[j, a, k1, b, d] += w * rho2[j, k2, b, d]
+                                    g2[j, a, k2, b, d] += w * rho2[j, k1, b, d]
+    return m_atom.sum(axis=0), g0, g1, g2, g3
 
