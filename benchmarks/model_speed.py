@@ -1,7 +1,7 @@
 """Benchmark 3: cost of the polarization model per MD step, next to q-TIP4P/F in LAMMPS.
 
-For liquid water boxes of 64 and 128 molecules, single core (run it with
-OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1), prints the median wall time of
+For liquid water boxes of 64 and 128 molecules, single core (OMP_NUM_THREADS=1; the model
+also on two numba threads), prints the median wall time of
 
 - the model: neighbour list, density moments, and a full prediction (M and Z*, which
   includes both) for the liquid-water model of benchmark 2 (or one fitted here);
@@ -13,8 +13,8 @@ OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1), prints the median wall time of
 and the fit time of a model on 100 structures of 192 atoms (64 molecules; frames of a
 q-TIP4P/F NVT run, labelled with the benchmark-2 model's own Z*: only the time matters).
 
-Usage:
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/model_speed.py [--repeat 21]
+Usage (the model's numba kernels are timed on one thread and, in the last columns, on two):
+    OMP_NUM_THREADS=1 python benchmarks/model_speed.py [--repeat 21]
 """
 
 from __future__ import annotations
@@ -201,8 +201,18 @@ def time_model(model, atoms: Atoms, repeat: int) -> dict:
         "neighbours": _common.median_time(lambda: desc.neighbours(atoms), repeat=repeat, number=5),
         "neighbours+moments": _common.median_time(lambda: desc.environments(atoms), repeat=repeat, number=5),
         "features": _common.median_time(lambda: desc.features(env), repeat=repeat, number=5),
-        "predict (M and Z*)": _common.median_time(md_step, repeat=repeat, number=5),
     }
+    import numba
+
+    before = numba.get_num_threads()
+    for threads in (1, 2):
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            continue
+        numba.set_num_threads(threads)
+        md_step()  # the thread pool starts
+        key = "predict (M and Z*)" if threads == 1 else f"predict, {threads} threads"
+        out[key] = _common.median_time(md_step, repeat=repeat, number=5)
+    numba.set_num_threads(before)
     return out
 
 
@@ -217,9 +227,12 @@ def main():
     args = parser.parse_args()
     from ipi_dipole import PolarizationModel, data
 
-    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        if os.environ.get(var) != "1":
-            print(f"warning: {var} is not 1: timings are not single-core", file=sys.stderr)
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        print("warning: OMP_NUM_THREADS is not 1: LAMMPS and BLAS timings are not single-core", file=sys.stderr)
+    import numba
+
+    # the model's kernels: one thread for the main columns, two for the thread column
+    numba.set_num_threads(1)
 
     train, _ = _common.liquid_water_sets()
     models = {}
@@ -245,12 +258,15 @@ def main():
             rows.append((name, model_name, time_model(m, atoms, args.repeat), tl))
 
     print("\n| system | model | fresh neighbour list | fresh list + moments "
-          "| prediction M and Z* (MD step: list reused) | q-TIP4P/F forces, LAMMPS | ratio |")
-    print("|---|---|---|---|---|---|---|")
+          "| prediction M and Z* (MD step: list reused) | q-TIP4P/F forces, LAMMPS | ratio "
+          "| prediction, 2 threads | thread speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, model_name, tm, tl in rows:
         p = tm["predict (M and Z*)"]
+        p2 = tm.get("predict, 2 threads")
+        two = "-" if p2 is None else f"{1e3 * p2:.2f} ms | {p / p2:.2f}x"
         print(f"| {name} | {model_name} | {1e3 * tm['neighbours']:.2f} ms | {1e3 * tm['neighbours+moments']:.2f} ms "
-              f"| {1e3 * p:.2f} ms | {1e3 * tl:.2f} ms | {p / tl:.2f} |")
+              f"| {1e3 * p:.2f} ms | {1e3 * tl:.2f} ms | {p / tl:.2f} | {two if p2 is not None else '- | -'} |")
 
     if not args.skip_fit:
         _, frames = equilibrate(box64, work, steps=100 * 200, every=200, seed=2)

@@ -64,7 +64,7 @@ def radial_table(vectors, rc, n_radial):
 
 
 @njit(cache=True, fastmath=True, parallel=True)
-def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
+def _moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3, n_threads):
     """Density moments from the pair tables (unit vectors, radial functions), accumulated with
     the radial index innermost (vectorised); returned as (N, SR), (N, SR, 3), (N, SR, 3, 3),
     (N, SR or 0, 3, 3, 3)."""
@@ -75,16 +75,21 @@ def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
     m3 = np.zeros((n_atoms, n_species if with_rank3 else 0, 10, n_radial))
     n_pairs = first.shape[0]
     # pairs come ordered by centre: chunks of centres own disjoint pair ranges and rows
-    n_chunks = max(1, min(get_num_threads(), n_pairs // 1024))
+    n_chunks = max(1, min(n_threads, n_pairs // 1024))
     ordered = True
     for p in range(1, n_pairs):
         if first[p] < first[p - 1]:
             ordered = False
     if not ordered:
         n_chunks = 1
-    bounds = np.empty(n_chunks + 1, np.int64)
-    for c in range(n_chunks + 1):
-        bounds[c] = np.searchsorted(first, c * n_atoms // n_chunks) if ordered else (0 if c == 0 else n_pairs)
+    # bounds[c]: the first pair whose centre belongs to chunk c or later
+    bounds = np.full(n_chunks + 1, n_pairs, np.int64)
+    bounds[0] = 0
+    c = 1
+    for p in range(n_pairs):
+        while c < n_chunks and first[p] >= c * n_atoms // n_chunks:
+            bounds[c] = p
+            c += 1
     for chunk in prange(n_chunks):
         mono = np.empty(10)
         for p in range(bounds[chunk], bounds[chunk + 1]):
@@ -174,9 +179,15 @@ def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
     return rho0, rho1, rho2, rho3
 
 
+def moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3):
+    """:func:`_moments` on numba's current number of threads (``numba.set_num_threads``;
+    passed in, because a kernel asking numba for it cannot be cached)."""
+    return _moments(n_atoms, first, unit, radial, nbr_species, n_species, with_rank3, get_num_threads())
+
+
 @njit(cache=True, fastmath=True, parallel=True)
-def backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_species, g0, g1, g2s, g3s,
-                     h3):
+def _backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_species, g0, g1, g2s, g3s,
+                     h3, n_threads):
     """out[i, o, c] = sum_j sum_(moments m of j) G[j, o, m] d m / d x_ic.
 
     Derivatives of O outputs with respect to each centre's moments, laid out with the radial
@@ -195,7 +206,7 @@ def backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_s
     n_radial = radial.shape[1]
     has3 = g3s.shape[1] > 0
     n_pairs = first.shape[0]
-    n_chunks = max(1, min(get_num_threads(), n_pairs // 256))
+    n_chunks = max(1, min(n_threads, n_pairs // 256))
     partial = np.zeros((n_chunks, n_atoms, n_out, 3))
     for chunk in prange(n_chunks):
         out = partial[chunk]
@@ -286,6 +297,14 @@ def backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_s
                         out[j, a, 1] -= gy
                         out[j, a, 2] -= gz
     return partial.sum(axis=0)
+
+
+def backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_species, g0, g1, g2s, g3s,
+                     h3):
+    """:func:`_backprop_moments` on numba's current number of threads (``numba.set_num_threads``;
+    passed in, because a kernel asking numba for it cannot be cached)."""
+    return _backprop_moments(n_atoms, first, second, unit, inv_r, radial, dradial, nbr_species, g0, g1, g2s,
+                             g3s, h3, get_num_threads())
 
 
 @njit(cache=True, inline="always")
@@ -487,8 +506,8 @@ def feature_gradient_sum_4body(phi, offset, first, second, unit, inv_r, radial, 
 
 
 @njit(cache=True, parallel=True)
-def linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n_radial4, full,
-                               pair_i, pair_j, skip3):
+def _linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n_radial4, full,
+                               pair_i, pair_j, skip3, n_threads):
     """Dipole ``M_a = sum_j sum_f c_J(j)[f] D[j, f, a]`` and its derivatives with respect to
     every atom's moments, for per-species coefficients ``coeffs`` (S, F); what
     ``moment_coefficients`` does for one output, without building the (N, F, 3) features.
@@ -508,7 +527,7 @@ def linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n
     g1 = np.zeros((n, 3, n_sr, 3))
     g2 = np.zeros((n, 3, n_sr, 3, 3))
     # atoms are independent but for the dipole sum: one chunk of atoms per numba thread
-    n_chunks = max(1, min(get_num_threads(), n // 16))
+    n_chunks = max(1, min(n_threads, n // 16))
     m_atom = np.zeros((n, 3))  # per atom: threads never share a cache line
     for chunk in prange(n_chunks):
         h3 = np.empty((n_sr, 3, 3))
@@ -620,3 +639,10 @@ def linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n
                                     g2[j, a, k2, b, d] += w * rho2[j, k1, b, d]
     return m_atom.sum(axis=0), g0, g1, g2, g3
 
+
+def linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n_radial4, full,
+                               pair_i, pair_j, skip3):
+    """:func:`_linear_moment_coefficients` on numba's current number of threads (``numba.set_num_threads``;
+    passed in, because a kernel asking numba for it cannot be cached)."""
+    return _linear_moment_coefficients(rho0, rho1, rho2, rho3, centre_species, coeffs, n_radial4, full,
+                                       pair_i, pair_j, skip3, get_num_threads())
