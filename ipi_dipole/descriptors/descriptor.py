@@ -266,11 +266,13 @@ class Descriptor:
                 g2[:, :, :, full, :, :] += np.einsum("noakl,nlbc->noakbc", hs, r2)
         return g0, g1, g2
 
-    def linear_dipole(self, env: Environments, coefficients: np.ndarray):
+    def linear_dipole(self, env: Environments, coefficients: np.ndarray, gradient: bool = True):
         """``M_a = sum_j sum_f coefficients[J(j), f] D[j, f, a]`` and ``Z = dM/dx``.
 
         ``coefficients`` (S, F): one vector per centre species. The fast path of a linear
-        model's prediction: no (N, F, 3) feature array is built. Returns ``(M (3,), Z (N, 3, 3))``.
+        model's prediction: no (N, F, 3) feature array is built. Returns ``(M (3,), Z (N, 3, 3))``;
+        ``gradient=False`` skips the pass over pairs that gives Z (None then), for MD steps
+        where only the dipole is written.
         """
         coefficients = np.ascontiguousarray(coefficients, dtype=float)
         # the numba kernel does the 4-body blocks only (no rank-3 arrays needed there)
@@ -279,7 +281,7 @@ class Descriptor:
             self.n_radial4, self._full, self._pair_i, self._pair_j, True)
         h3 = np.zeros((env.n_atoms, self.n_sr, 3, 3)) if self.rank3 else None
         m = m + self._linear_blas(env, coefficients, g0, g1, g2, h3)
-        return m, self.backprop(env, g0, g1, g2, None, h3)
+        return m, (self.backprop(env, g0, g1, g2, None, h3) if gradient else None)
 
     def _linear_blas(self, env, coefficients, g0, g1, g2, h3):
         """The 2- and 3-body blocks of :meth:`linear_dipole`, as matrix products per species

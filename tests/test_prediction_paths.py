@@ -1,4 +1,4 @@
-"""The threaded numba kernels give the same dipole and Born charges on one thread and on two."""
+"""Fast prediction paths give the same numbers: one vs two numba threads, dipole-only vs full."""
 
 import numba
 import numpy as np
@@ -28,3 +28,15 @@ def test_one_and_two_threads_agree(dimer_model):
         numba.set_num_threads(before)
     np.testing.assert_allclose(m2, m1, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(z2, z1, rtol=1e-10, atol=1e-12)
+
+
+def test_dipole_only_prediction_matches_the_full_one(dimer_model):
+    from ipi_dipole import PolarizationModel
+    from ipi_dipole.structures import water_dimer
+
+    model = PolarizationModel.load(dimer_model)
+    atoms = water_dimer()
+    m, z = model.predict(atoms)
+    m_only, none = model.predict(atoms, bec=False)
+    assert none is None
+    np.testing.assert_allclose(m_only, m, rtol=1e-13, atol=1e-13)
