@@ -2,8 +2,10 @@
 
 - ``Z* . v`` (the paper's Eq. 4): ``Mdot_a(t) = sum_i sum_b Z[i, a, b](t) v_ib(t)``, exact at
   every frame that has both Born charges and velocities.
-- centred finite difference of the dipole: ``(M[n+1] - M[n-1]) / (2 dt)``. Its frequency
-  response is ``sinc(w dt) = sin(w dt) / (w dt)`` times the exact derivative's.
+- finite differences of the dipole: between frames, ``(M[n+1] - M[n]) / dt`` (``dipole-fd``,
+  response ``sinc(w dt / 2)`` times the exact derivative's, above 2/pi up to the Nyquist
+  frequency), and centred, ``(M[n+1] - M[n-1]) / (2 dt)`` (``dipole-mdot`` without Born
+  charges, which needs the derivative at the dipole's own times; response ``sinc(w dt)``).
 
 Which derivative is "the" ``Mdot`` of an MD trajectory? Velocity Verlet (i-PI, LAMMPS,
 CP2K, VASP...) has ``v[n] = (x[n+1] - x[n-1]) / (2 h)`` exactly, ``h`` the MD step, so
@@ -74,6 +76,41 @@ def mdot_finite_difference(dipole: np.ndarray, timestep_fs: float) -> np.ndarray
     return (m[2:] - m[:-2]) / (2.0 * timestep_fs)
 
 
+def mdot_midpoint_difference(dipole: np.ndarray, timestep_fs: float) -> np.ndarray:
+    """Forward difference ``(M[n+1] - M[n]) / dt``, the derivative at the midpoints of frames.
+
+    For the autocorrelation (``dipole-fd``) the half-frame shift does not matter, and its
+    response ``sinc(w dt / 2)`` stays above 2/pi up to the Nyquist frequency, where the
+    centred difference's falls to zero at the Nyquist frequency: with a dipole written
+    every 4 fs (Nyquist 4170 cm^-1), the centred difference keeps 3 % of the O-H
+    stretch's intensity, this one 53 %, which the estimator factor then restores.
+
+    Parameters
+    ----------
+    dipole : array (T, 3)
+        e*Angstrom, with lattice-quantum jumps already removed.
+    timestep_fs : float
+        Time between frames in fs.
+
+    Returns
+    -------
+    numpy.ndarray, shape (T - 1, 3)
+        e*Angstrom/fs.
+    """
+    m = np.asarray(dipole, dtype=float)
+    if len(m) < 3:
+        raise InputError("the finite-difference Mdot needs at least 3 dipole frames")
+    return (m[1:] - m[:-1]) / timestep_fs
+
+
+def midpoint_difference_response(omega: np.ndarray, timestep_fs: float) -> np.ndarray:
+    """Amplitude response ``sin(w dt / 2) / (w dt / 2)`` of :func:`mdot_midpoint_difference`
+    (``omega`` in rad/fs, ``timestep_fs`` in fs); at least 2/pi below the Nyquist frequency,
+    and capped there above it."""
+    x = np.minimum(np.abs(np.asarray(omega, dtype=float)) * timestep_fs / 2, np.pi / 2)
+    return np.sinc(x / np.pi)
+
+
 def finite_difference_response(omega: np.ndarray, timestep_fs: float) -> np.ndarray:
     """Amplitude response ``sin(w dt) / (w dt)`` of the centred difference.
 
@@ -116,8 +153,8 @@ def estimator_factor(estimator: str, omega, frame_fs: float, md_step_fs: float,
     Returns
     -------
     numpy.ndarray
-        ``zv``: 1. ``dipole-fd``: ``(sinc(w h) / sinc(w dt))^2`` (1 when frames are every
-        MD step). ``dipole-w2``: ``sinc(w h)^2``. ``dipole-mdot``: ``sinc(w h)`` with ``Z* . v``,
+        ``zv``: 1. ``dipole-fd`` (the midpoint difference): ``(sinc(w h) / sinc(w dt / 2))^2``.
+        ``dipole-w2``: ``sinc(w h)^2``. ``dipole-mdot``: ``sinc(w h)`` with ``Z* . v``,
         ``sinc(w h)^2 / sinc(w dt)`` with the finite difference. Divisions use the capped
         :func:`finite_difference_response`.
     """
@@ -126,9 +163,7 @@ def estimator_factor(estimator: str, omega, frame_fs: float, md_step_fs: float,
     if estimator == "zv":
         return np.ones_like(omega)
     if estimator == "dipole-fd":
-        if np.isclose(frame_fs, md_step_fs):
-            return np.ones_like(omega)
-        return (verlet / finite_difference_response(omega, frame_fs)) ** 2
+        return (verlet / midpoint_difference_response(omega, frame_fs)) ** 2
     if estimator == "dipole-w2":
         return verlet ** 2
     if estimator == "dipole-mdot":

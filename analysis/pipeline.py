@@ -4,7 +4,7 @@ Estimators (``estimator=``):
 
 - ``zv``: ``Mdot = Z* . v`` (the paper's Eq. 4) from the Born charges and velocities,
   autocorrelated. Needs both at the same steps (see ``bec_matching``).
-- ``dipole-fd``: centred finite difference of the dipole, autocorrelated.
+- ``dipole-fd``: finite difference of the dipole between frames, autocorrelated.
 - ``dipole-w2``: ``omega^2`` times the transform of the dipole autocorrelation.
 - ``dipole-mdot``: the ``M``-``Mdot`` cross-correlation, with ``Mdot = Z* . v`` when Born
   charges and velocities are there and the finite difference otherwise.
@@ -199,7 +199,7 @@ def prepare(rep: Replica, estimator: str, options: Options, temperature_k: float
         dipole, prep.jumps = _clean_dipole(rep, rep.dipole.values, options)
         prep.frame_fs = stride * step_fs
         if estimator == "dipole-fd":
-            prep.mdot = mdot_mod.mdot_finite_difference(dipole, prep.frame_fs)
+            prep.mdot = mdot_mod.mdot_midpoint_difference(dipole, prep.frame_fs)
         elif estimator == "dipole-w2":
             prep.dipole = dipole
         elif estimator == "dipole-mdot":

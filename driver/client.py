@@ -73,6 +73,10 @@ class SocketClient:
         Seconds to wait for a restarted i-PI after the connection is lost (0: exit at once).
     log : callable
         Where progress messages go (default: stderr).
+
+    A PES with a ``new_session(requests_served)`` method hears of every (re)connection
+    before it is served (the driver's PES refuses to follow i-PI into a restart when it
+    counts steps).
     """
 
     def __init__(self, pes, unix: str | None = None, inet: tuple[str, int] | None = None,
@@ -130,6 +134,8 @@ class SocketClient:
         deadline = None
         while True:
             self._greeted = False
+            if hasattr(self.pes, "new_session"):
+                self.pes.new_session(self.requests)
             try:
                 with sock:
                     self._session(sock, "connected to" if sessions == 0 else "reconnected to")

@@ -39,6 +39,18 @@ pbc : str, optional
     ``false`` for it (the force back-end and the model then ignore the box).
 bec : bool, optional
     Send the Born charges (default true); false sends only the dipole.
+ipi_input : str, optional
+    The i-PI input or checkpoint XML that i-PI runs (``nve.xml``, or the ``RESTART`` it
+    resumes from). The driver then computes the dipole and the Born charges only at the
+    steps where that input writes them (:mod:`ipi_dipole.driver.schedule`), counting from
+    its ``<step>``: for liquid water with the Born charges every 8 steps this makes the
+    model's cost per MD step about 8 times smaller.
+stride, bec_stride : int, optional
+    Compute the dipole every ``stride`` steps and the Born charges every ``bec_stride``
+    (default ``stride``) instead; with ``ipi_input`` they are checked against it (an
+    error names the trajectory they would miss). Default: every step, or as
+    ``ipi_input`` says. Without ``ipi_input`` the count starts at step 0, so a restart
+    from a checkpoint at a step that is not a multiple of the strides needs ``ipi_input``.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ import numpy as np
 from ipi.pes.dummy import Dummy_driver
 
 from ipi_dipole.driver.backends import make_backend
+from ipi_dipole.driver.schedule import ExtrasSchedule
 from ipi_dipole.errors import InputError
 from ipi_dipole.ipi_io import units
 
@@ -137,11 +150,11 @@ class DipolePES(Dummy_driver):
     """
 
     def __init__(self, model=None, forces="none", structure=None, species=None, pbc="auto",
-                 bec=True, *args, verbose=False, **kwargs):
+                 bec=True, ipi_input=None, stride=None, bec_stride=None, *args, verbose=False, **kwargs):
         unknown = sorted(set(kwargs) - _IPI_KWARGS)
         if unknown:
             raise InputError(f"unknown driver parameter(s) {', '.join(unknown)} (known: model, "
-                             "forces, structure, species, pbc, bec)")
+                             "forces, structure, species, pbc, bec, ipi_input, stride, bec_stride)")
         if args:
             raise InputError(f"unexpected positional driver parameter(s) {list(args)}: use key=value")
         self.model_path = None if model in (None, "", "none") else str(model)
@@ -152,9 +165,14 @@ class DipolePES(Dummy_driver):
         if self.pbc_option not in ("auto", "true", "false"):
             raise InputError(f"pbc={pbc!r}: expected auto, true or false")
         self.send_bec = _as_bool(bec, "bec")
-        self.timings = {"forces": 0.0, "model": 0.0, "extras": 0.0, "calls": 0}
+        self.ipi_input = None if ipi_input in (None, "", "none") else str(ipi_input)
+        self.stride = None if stride in (None, "", "auto") else stride
+        self.bec_stride = None if bec_stride in (None, "", "auto") else bec_stride
+        self.schedule = None
+        self.timings = {"forces": 0.0, "model": 0.0, "extras": 0.0, "calls": 0, "model_calls": 0}
         self._pbc = None if self.pbc_option == "auto" else self.pbc_option == "true"
         self._checked_natoms = False
+        self._requests = 0
         # one OpenMP thread unless asked: LAMMPS and tblite are several times slower per
         # call on a few shared cores with more (must precede their import)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -198,10 +216,38 @@ class DipolePES(Dummy_driver):
                                  f"which model {self.model_path} does not know "
                                  f"(it knows {', '.join(known)})")
         self.backend.setup(self.symbols, positions)
+        self.schedule = self._make_schedule()
+        if self.model is not None and self.schedule.depends_on_step():
+            print(f"ipi-dipole driver: extras computed only where written: {self.schedule.describe()}",
+                  file=sys.stderr)
 
         from ase import Atoms
 
         self.atoms = Atoms(self.symbols)
+
+    def _make_schedule(self) -> ExtrasSchedule:
+        needed = ExtrasSchedule.from_ipi_input(self.ipi_input) if self.ipi_input else None
+        if needed is not None and self.stride is None and self.bec_stride is None:
+            if not self.send_bec:
+                ExtrasSchedule.every(1, bec=False).check_covers(needed)
+            return needed
+        mine = ExtrasSchedule.every(self.stride or 1, self.bec_stride, bec=self.send_bec)
+        if needed is not None:
+            mine.first_step = needed.first_step
+            mine.check_covers(needed)
+        return mine
+
+    def new_session(self, requests_served: int) -> None:
+        """Called by the socket client before each connection to i-PI is served.
+
+        A driver that counts steps cannot follow i-PI into a restart: it does not know the
+        step i-PI resumes from.
+        """
+        if requests_served > 0 and self.model is not None and self.schedule is not None and self.schedule.depends_on_step():
+            raise InputError("i-PI reconnected, but this driver computes the extras at a stride "
+                             f"({self.schedule.describe()}) and cannot know the step i-PI resumes from: "
+                             "start a new driver with --ipi-input set to the checkpoint i-PI restarts from")
+        self._requests = 0
 
     # -- evaluation -----------------------------------------------------------------
     def _periodic(self, cell_A: np.ndarray) -> bool:
@@ -229,20 +275,23 @@ class DipolePES(Dummy_driver):
         energy, forces, virial = self.backend.compute(positions, cell_A, pbc)
         t1 = time.perf_counter()
         extras = ""
-        if self.model is not None:
+        want_dipole, want_bec = self.schedule.wants(self._requests)
+        self._requests += 1
+        if self.model is not None and want_dipole:
             atoms = self.atoms
             atoms.pbc = pbc
             atoms.cell = cell_A if pbc else np.zeros((3, 3))
             atoms.positions = positions
-            dipole, born = self.model.predict(atoms)
+            dipole, born = self.model.predict(atoms, bec=want_bec)
             t2 = time.perf_counter()
             payload = {"dipole": units.dipole_to_ipi(dipole)}
-            if self.send_bec:
+            if want_bec:
                 payload["BEC"] = units.bec_to_ipi(born)
             extras = json.dumps(payload)
             t3 = time.perf_counter()
             self.timings["model"] += t2 - t1
             self.timings["extras"] += t3 - t2
+            self.timings["model_calls"] += 1
         self.timings["forces"] += t1 - t0
         self.timings["calls"] += 1
 

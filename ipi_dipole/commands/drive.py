@@ -23,6 +23,13 @@ with status 1 (it never spins). Example:
   i-pi input.xml &
   ipi-dipole drive --model model.npz --forces lammps:in.lammps --structure init.xyz --unix water
 
+The model is the expensive part of a step for cheap force fields: with --ipi-input (the
+XML or checkpoint i-PI runs) the driver computes the dipole and the Born charges only at
+the steps where i-PI writes them, e.g. every 8 steps instead of every step:
+
+  ipi-dipole drive --model model.npz --forces lammps:in.lammps --structure init.xyz \
+      --unix water --ipi-input nve.xml
+
 Without sockets, i-PI can run the same PES in-process (<ffdirect>); print the path to put
 in <pes_path> with --pes-path. See inputs/README.md.
 """
@@ -49,6 +56,14 @@ def add_arguments(parser):
     parser.add_argument("--pbc", choices=("auto", "true", "false"), default="auto",
                         help="periodic system? auto (default): when i-PI's cell has positive volume")
     parser.add_argument("--no-bec", action="store_true", help="send only the dipole, not the Born charges")
+    parser.add_argument("--ipi-input", metavar="XML",
+                        help="the i-PI input or checkpoint that i-PI runs: compute the extras only at "
+                             "the steps where it writes them, counting from its <step>")
+    parser.add_argument("--stride", metavar="STEPS",
+                        help="compute the dipole every STEPS steps (default: every step, or as --ipi-input "
+                             "says; checked against it)")
+    parser.add_argument("--bec-stride", metavar="STEPS",
+                        help="compute the Born charges every STEPS steps (default: --stride)")
     parser.add_argument("--sockets-prefix", default="/tmp/ipi_", metavar="PREFIX",
                         help="prefix of unix socket paths, as i-PI's <simulation sockets_prefix> "
                              "(default /tmp/ipi_)")
@@ -79,7 +94,8 @@ def run(args):
     from ipi_dipole.driver.pes import DipolePES
 
     pes = DipolePES(model=args.model, forces=args.forces, structure=args.structure,
-                    species=args.species, pbc=args.pbc, bec=not args.no_bec)
+                    species=args.species, pbc=args.pbc, bec=not args.no_bec,
+                    ipi_input=args.ipi_input, stride=args.stride, bec_stride=args.bec_stride)
     client = SocketClient(pes, unix=unix_socket_path(args.unix, args.sockets_prefix) if args.unix else None,
                           inet=inet, connect_timeout=args.connect_timeout,
                           reconnect_wait=args.reconnect_wait)
@@ -91,5 +107,6 @@ def run(args):
     if t["calls"]:
         per = 1e3 / t["calls"]
         client.log(f"{t['calls']} evaluations: forces {t['forces'] * per:.2f} ms, model "
-                   f"{t['model'] * per:.2f} ms, extras encoding {t['extras'] * per:.2f} ms per call")
+                   f"{t['model'] * per:.2f} ms, extras encoding {t['extras'] * per:.2f} ms per call "
+                   f"(model evaluated at {t['model_calls']} of them)")
     return status

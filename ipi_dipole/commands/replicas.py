@@ -84,8 +84,10 @@ def add_arguments(parser):
                    help="steps between checkpoints (default: the template's, else min(1000, steps/10))")
     p.add_argument("--driver", metavar="COMMAND",
                    help="for <ffsocket> templates: the driver client to start per replica, with "
-                        "{address}, {port} or {socket_path} where its socket goes, e.g. "
-                        "\"ipi-dipole drive --model m.npz --forces lammps:in.lmp --unix {address}\"")
+                        "{address}, {port} or {socket_path} where its socket goes and {ipi_input} for "
+                        "the XML i-PI was started on (input.xml or the checkpoint it resumes from), e.g. "
+                        "\"ipi-dipole drive --model m.npz --forces lammps:in.lmp --unix {address} "
+                        "--ipi-input {ipi_input}\"")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.set_defaults(_replicas=_run_prepare)
 

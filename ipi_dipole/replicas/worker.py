@@ -131,6 +131,7 @@ class ReplicaJob:
     driver: subprocess.Popen | None = None
     started_at: float = 0.0
     start_step: int = 0
+    ipi_target: str | None = None
     stop_requested_at: float | None = None
     signalled: int = 0
     driver_failed: str | None = None
@@ -180,6 +181,7 @@ class ReplicaJob:
             self._unlock()
             return Outcome(self.name, "done", step, "finished (found complete on restart)")
         self.start_step = step
+        self.ipi_target = target
         if self.driver_command:
             self._remove_stale_socket()
         self._log = open(self.dir / IPI_LOG, "a")
@@ -257,7 +259,9 @@ class ReplicaJob:
 
         prefix = ET.parse(self.input).getroot().get("sockets_prefix", "/tmp/ipi_").strip()
         return {"address": address, "port": sock.get("port") or "", "host": "localhost",
-                "socket_path": f"{prefix}{address}", "replica_dir": str(self.dir)}
+                "socket_path": f"{prefix}{address}", "replica_dir": str(self.dir),
+                # the file i-PI was started on (input or checkpoint): the driver's --ipi-input
+                "ipi_input": str(self.dir / (self.ipi_target or self.input.name))}
 
     def _remove_stale_socket(self):
         """A unix socket file left by a killed i-PI of this replica: i-PI refuses to start over it.
