@@ -10,9 +10,12 @@ fastest block (on a shared machine other processes only ever slow a block down):
 - ``i-PI alone``: a zero-force PES (i-PI's ``dummy``), properties written every step;
 - ``forces``: the driver with the force back-end only;
 - ``+ dipole``: the model's extras, only the dipole sent and written (every step);
-- ``+ BEC/S``: dipole every step, Born charges and velocities every S steps (as the
-  shipped inputs);
-- ``+ BEC/1``: Born charges and velocities every step.
+- ``+ BEC/S``: dipole every step, Born charges and velocities every S steps, the model
+  evaluated at every step (the inputs before the driver learnt strides);
+- ``+ BEC/1``: Born charges and velocities every step;
+- ``shipped``: dipole, Born charges and velocities every S steps (the shipped bulk
+  inputs) with ``ipi_input`` given, so that the driver evaluates the model only at the
+  written steps; its ratio to ``forces`` is what an IR run costs over the plain MD.
 
 For the dimer, the shipped set-up is also timed over a unix socket (``ipi-dipole drive``
 as a separate process). Table 2 splits the driver's own time per call (force back-end,
@@ -25,7 +28,7 @@ Schienbein liquid-water set (``../shared/fixtures``, 10 frames, default settings
 fixtures are there, else to the dimer data (same cost per atom, meaningless values);
 NaCl's to the rigid-ion Born charges of ``inputs/nacl/make_nacl.py``.
 
-    python benchmarks/driver_cost.py [--quick]
+    python benchmarks/driver_cost.py [--quick] [--system liquid ...]
 """
 
 from __future__ import annotations
@@ -76,23 +79,24 @@ XML = """<simulation verbosity='quiet' safe_stride='100000'>
 """
 
 
-def trajectories(dipole: bool, bec_stride: int | None) -> str:
+def trajectories(dipole: bool, bec_stride: int | None, dipole_stride: int = 1) -> str:
     out = []
     if dipole:
-        out.append("<trajectory filename='dipole' stride='1' extra_type='dipole'> extras </trajectory>")
+        out.append(f"<trajectory filename='dipole' stride='{dipole_stride}' extra_type='dipole'> extras </trajectory>")
     if bec_stride:
         out.append(f"<trajectory filename='bec' stride='{bec_stride}' extra_type='BEC'> extras </trajectory>")
         out.append(f"<trajectory filename='vel' stride='{bec_stride}' format='xyz'> velocities </trajectory>")
     return "\n    ".join(out)
 
 
-def time_ipi(workdir: Path, xmls: dict, warmup: int, steps: int, rounds: int = 5):
+def time_ipi(workdir: Path, xmls: dict, warmup: int, steps: int, rounds: int = 5, period: int = 1):
     """Wall seconds per MD step of in-process i-PI runs, and their ffdirect PESes.
 
     All runs of ``xmls`` (name -> input) live side by side and advance in turns, one
     block of ``steps // rounds`` steps each per round; a run's time is its fastest block.
     On a shared machine other processes only ever slow a block down, and taking turns
-    exposes every variant to the same load.
+    exposes every variant to the same load. Blocks and warm-up are whole multiples of
+    ``period`` (the output stride), so that every block holds the same written steps.
     """
     from ipi.scripting import InteractiveSimulation
 
@@ -101,9 +105,12 @@ def time_ipi(workdir: Path, xmls: dict, warmup: int, steps: int, rounds: int = 5
     try:
         sims = {}
         for name, xml in xmls.items():
-            sims[name] = InteractiveSimulation(xml.replace("<output prefix='b'>", f"<output prefix='b-{name}'>"))
-            sims[name].run(warmup)
-        block = max(1, steps // rounds)
+            xml = xml.replace("<output prefix='b'>", f"<output prefix='b-{name}'>")
+            # the file the driver's ipi_input names: the input this run is started from
+            Path(f"b-{name}.xml").write_text(xml)
+            sims[name] = InteractiveSimulation(xml)
+            sims[name].run(-(-warmup // period) * period)
+        block = max(period, (steps // rounds) // period * period)
         best = {name: np.inf for name in sims}
         for _ in range(rounds):
             for name, sim in sims.items():
@@ -304,25 +311,34 @@ def extras_io_cost(natoms: int, repeat: int = 50) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (noisier)")
+    parser.add_argument("--system", action="append", choices=["dimer", "liquid", "nacl"],
+                        help="only these systems (repeatable; default all three)")
     args = parser.parse_args(argv)
+    chosen = {"dimer": setup_dimer, "liquid": setup_liquid, "nacl": setup_nacl}
+    wanted = {chosen[name] for name in (args.system or chosen)}
     scale = 0.25 if args.quick else 1.0
     pes_path = PROJECT / "driver" / "pes.py"
     rows, parts = [], []
     with tempfile.TemporaryDirectory(prefix="ipi-dipole-bench-") as tmp:
         tmp = Path(tmp)
         for setup, n_steps in ((setup_dimer, 2000), (setup_liquid, 200), (setup_nacl, 1000)):
+            if setup not in wanted:
+                continue
             work = tmp / setup.__name__
             system = setup(work)
             steps = max(20, int(n_steps * scale))
             warm = max(5, steps // 10)
             base = dict(structure="init.xyz", pbc=system["pbc"])
 
-            def xml(pes="custom", model=True, bec=True, dipole=True, bec_stride=None):
+            def xml(pes="custom", model=True, bec=True, dipole=True, bec_stride=None, dipole_stride=1,
+                    written_only=None):
                 params = {**base, "forces": system["forces"]}
                 if model:
                     params.update(model="model.npz", bec=str(bec).lower())
+                if written_only:
+                    params.update(ipi_input=f"b-{written_only}.xml")
                 param_text = "{" + ", ".join(f"{k}: {v}" for k, v in params.items()) + "}" if pes == "custom" else "{}"
-                return XML.format(trajectories=trajectories(dipole, bec_stride), pes=pes,
+                return XML.format(trajectories=trajectories(dipole, bec_stride, dipole_stride), pes=pes,
                                   pes_path=f"<pes_path> {pes_path} </pes_path>" if pes == "custom" else "",
                                   parameters=param_text, socket="", forcefield="ff", dt=system["dt"])
 
@@ -332,9 +348,13 @@ def main(argv=None):
                 "dipole": xml(bec=False),
                 "stride": xml(dipole=True, bec_stride=system["stride"]),
                 "every": xml(dipole=True, bec_stride=1),
-            }, warm, steps)
-            t_alone, t_forces, t_dipole, t_stride, t_every = (
-                times[k] for k in ("alone", "forces", "dipole", "stride", "every"))
+                "shipped": xml(dipole=True, bec_stride=system["stride"], dipole_stride=system["stride"],
+                               written_only="shipped"),
+            }, warm, steps, period=system["stride"])
+            t_alone, t_forces, t_dipole, t_stride, t_every, t_shipped = (
+                times[k] for k in ("alone", "forces", "dipole", "stride", "every", "shipped"))
+            calls = pes_of["shipped"].timings
+            evaluated = f"{calls['model_calls']}/{calls['calls']}"
             for p in pes_of.values():
                 if hasattr(p, "close"):
                     p.close()
@@ -343,18 +363,23 @@ def main(argv=None):
             split = driver_split(work, dict(base, forces=system["forces"], model="model.npz"), steps)
             ms = lambda x: "-" if x is None else f"{1e3 * x:.2f}"  # noqa: E731
             rows.append(f"| {system['name']} | {steps} | {ms(t_alone)} | {ms(t_forces)} | {ms(t_dipole)} | "
-                        f"{ms(t_stride)} (S={system['stride']}) | {ms(t_every)} | {ms(t_socket)} |")
+                        f"{ms(t_stride)} (S={system['stride']}) | {ms(t_every)} | {ms(t_socket)} | "
+                        f"{ms(t_shipped)} ({evaluated}) | {t_stride / t_forces:.2f} | {t_shipped / t_forces:.2f} |")
             parts.append(f"| {system['name']} | {ms(split['forces'])} | {ms(t_md)} | {ms(split['model'])} | "
                          f"{ms(split['extras'])} | {system['model_note']} |")
             print(json.dumps({"system": system["name"], "alone": t_alone, "forces_step": t_forces,
                               "dipole": t_dipole, "bec_stride": t_stride, "bec_every": t_every,
+                              "shipped": t_shipped, "model_evaluated": evaluated,
                               "socket": t_socket, "lammps_md": t_md, **split}), flush=True)
     print()
     print("Wall time per MD step (ms), i-PI and the driver's PES in one process (ffdirect); "
-          "last column: the BEC/S set-up with `ipi-dipole drive` on a unix socket.")
+          "`socket, BEC/S`: the BEC/S set-up with `ipi-dipole drive` on a unix socket; `shipped`: "
+          "everything every S steps, model evaluated only there (calls with the model / all calls); "
+          "the ratios are to `forces` (target for the shipped liquid water: at most 1.5).")
     print()
-    print("| system | steps | i-PI alone | forces | + dipole | + BEC/S | + BEC/1 | socket, BEC/S |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| system | steps | i-PI alone | forces | + dipole | + BEC/S | + BEC/1 | socket, BEC/S "
+          "| shipped | BEC/S / forces | shipped / forces |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
     print("The driver's time per call (ms), from the same runs, and the force field's own MD step.")

@@ -44,7 +44,9 @@ ipi_input : str, optional
     resumes from). The driver then computes the dipole and the Born charges only at the
     steps where that input writes them (:mod:`ipi_dipole.driver.schedule`), counting from
     its ``<step>``: for liquid water with the Born charges every 8 steps this makes the
-    model's cost per MD step about 8 times smaller.
+    model's cost per MD step about 8 times smaller. ``auto`` inside i-PI (``<ffdirect>``):
+    the file on i-PI's own command line, so a run resumed from its checkpoint (``i-pi
+    RESTART``, as ``ipi-dipole replicas run`` does) counts from the right step.
 stride, bec_stride : int, optional
     Compute the dipole every ``stride`` steps and the Born charges every ``bec_stride``
     (default ``stride``) instead; with ``ipi_input`` they are checked against it (an
@@ -55,7 +57,6 @@ stride, bec_stride : int, optional
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -73,6 +74,63 @@ __DRIVER_CLASS__ = "DipolePES"
 
 #: keyword arguments that i-PI itself adds (FFDirect passes its verbosity level)
 _IPI_KWARGS = {"verbosity"}
+
+
+#: options of the i-pi script that take a value (its optparse parser, i-PI 3.3)
+_IPI_VALUE_OPTIONS = {"-V", "--verbosity", "-S", "--sockets_prefix", "--profiler-clock", "--profiler-output"}
+
+
+def input_of_this_ipi(argv: list[str] | None = None) -> str:
+    """The input file of the i-PI process this PES runs in (``ipi_input: auto`` in ``<ffdirect>``).
+
+    Raises
+    ------
+    InputError
+        When the process is not the ``i-pi`` script (a socket driver cannot see i-PI's
+        command line) or names no input file.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    program = os.path.basename(argv[0]) if argv else ""
+    if program not in ("i-pi", "i-pi.py"):
+        raise InputError(f"ipi_input auto works only inside i-PI (<ffdirect>), but this process is "
+                         f"{program or 'unnamed'}: give the i-PI input or checkpoint file instead")
+    positional, skip = [], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg in _IPI_VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    if not positional:
+        raise InputError(f"ipi_input auto: no input file on i-PI's command line {' '.join(argv)}")
+    return positional[-1]
+
+
+def _set_numba_threads(n: int) -> None:
+    import numba
+
+    if numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+
+
+def encode_extras(dipole: list[float], bec: np.ndarray | None, request: int) -> str:
+    """The extras JSON i-PI decodes: ``{"dipole": [3], "BEC": [[3] * 3N]}`` (atomic units).
+
+    The BEC block is formatted with one ``%``-operation (13 significant digits, more than
+    the 9 i-PI writes): ``json.dumps`` of a (1152, 3) list costs twice as long, a sizeable
+    part of a step at every written frame. Non-finite values are refused here, with the
+    request, rather than as a JSON error inside i-PI.
+    """
+    if not (np.all(np.isfinite(dipole)) and (bec is None or np.all(np.isfinite(bec)))):
+        raise InputError(f"the model returned a non-finite dipole or Born charge at force request "
+                         f"{request}: refusing to send it to i-PI")
+    text = '{"dipole": [%.17g, %.17g, %.17g]' % tuple(dipole)
+    if bec is None:
+        return text + "}"
+    flat = np.asarray(bec, dtype=float).ravel().tolist()
+    rows = ("[%.12e, %.12e, %.12e], " * (len(flat) // 3)) % tuple(flat)
+    return text + ', "BEC": [' + rows[:-2] + "]}"
 
 
 def parse_species(text: str) -> list[str]:
@@ -177,11 +235,14 @@ class DipolePES(Dummy_driver):
         # call on a few shared cores with more (must precede their import)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         # the model's numba kernels run threaded; one thread unless NUMBA_NUM_THREADS says
-        # otherwise, because replicas usually fill every core with one rank each
-        if "NUMBA_NUM_THREADS" not in os.environ:
-            import numba
+        # otherwise, because replicas usually fill every core with one rank each. numba's
+        # setting is per thread and i-PI's <ffdirect> calls from a worker thread, so it is
+        # applied again where the model runs (compute_structure).
+        import numba
 
-            numba.set_num_threads(1)
+        self._numba_threads = None if "NUMBA_NUM_THREADS" in os.environ else 1
+        if self._numba_threads:
+            numba.set_num_threads(self._numba_threads)
         super().__init__(verbose)
 
     # -- set-up ---------------------------------------------------------------------
@@ -226,6 +287,8 @@ class DipolePES(Dummy_driver):
         self.atoms = Atoms(self.symbols)
 
     def _make_schedule(self) -> ExtrasSchedule:
+        if self.ipi_input is not None and self.ipi_input.strip().lower() == "auto":
+            self.ipi_input = input_of_this_ipi()
         needed = ExtrasSchedule.from_ipi_input(self.ipi_input) if self.ipi_input else None
         if needed is not None and self.stride is None and self.bec_stride is None:
             if not self.send_bec:
@@ -278,16 +341,16 @@ class DipolePES(Dummy_driver):
         want_dipole, want_bec = self.schedule.wants(self._requests)
         self._requests += 1
         if self.model is not None and want_dipole:
+            if self._numba_threads:
+                _set_numba_threads(self._numba_threads)
             atoms = self.atoms
             atoms.pbc = pbc
             atoms.cell = cell_A if pbc else np.zeros((3, 3))
             atoms.positions = positions
             dipole, born = self.model.predict(atoms, bec=want_bec)
             t2 = time.perf_counter()
-            payload = {"dipole": units.dipole_to_ipi(dipole)}
-            if want_bec:
-                payload["BEC"] = units.bec_to_ipi(born)
-            extras = json.dumps(payload)
+            extras = encode_extras(units.dipole_to_ipi(dipole), units.bec_to_ipi_array(born) if want_bec else None,
+                                   self._requests - 1)
             t3 = time.perf_counter()
             self.timings["model"] += t2 - t1
             self.timings["extras"] += t3 - t2

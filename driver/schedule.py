@@ -11,8 +11,9 @@ one system and plain dynamics, i-PI 3.3 asks once for the starting configuration
 step, and it writes the extras of step ``k`` when ``k % stride == 0`` (its outputs test
 ``(step + 1) % stride`` after step ``step``, and a fresh start also writes step 0).
 So request ``n`` is step ``s0 + n``. Anything that breaks this counting (several beads
-or systems, multiple time stepping, geometry optimisation, replica exchange) is refused
-for strides above 1. Should the count still slip, i-PI stops at the first frame it
+or systems, multiple time stepping, one forcefield in several force components, geometry
+optimisation, replica exchange) is refused for strides above 1; other forcefields beside
+the driver's (LAMMPS's ``fix ipi`` for the forces) do not change its count. Should the count still slip, i-PI stops at the first frame it
 cannot write ("Extra type 'BEC' is not among the quantities returned by the
 forcefield"): it never writes a value computed at another step.
 """
@@ -167,6 +168,9 @@ def _why_counting_fails(root: ET.Element, info) -> str | None:
                                 (nmts.text or "").strip(" []\n\t").split(",")):
         # checkpoints always carry <nmts>; only [1] is one request per step
         return f"it uses multiple time stepping (<nmts> {nmts.text.strip()})"
-    if len(root.findall("system/forces/force")) > 1:
-        return "its system has several force components"
+    names = [f.get("forcefield", "").strip() for f in root.findall("system/forces/force")]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        # each component asks its forcefield once per step; the same one twice asks twice
+        return f"forcefield '{repeated[0]}' serves several force components"
     return None

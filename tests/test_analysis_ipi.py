@@ -189,9 +189,7 @@ def _prepare_real_dimer(root: Path, model: Path, stride: int = 1):
     # velocities, Born charges and dipole every `stride` steps; the driver reads the
     # strides from the input and evaluates the model only there
     text = re.sub(r"(<trajectory filename='(?:vel|bec|dipole)' stride=')\d+'", rf"\g<1>{stride}'", text)
-    if stride > 1:
-        text = text.replace("pbc: false }", "pbc: false, ipi_input: input-ffdirect.xml }")
-        assert "ipi_input" in text
+    assert "ipi_input: auto" in text  # the PES reads the strides from the file i-PI runs
     (run / "input-ffdirect.xml").write_text(text)
     return run
 

@@ -245,6 +245,23 @@ def test_bec_layout_non_symmetric():
     np.testing.assert_array_equal(units.bec_from_ipi(bec), z)
 
 
+def test_extras_json_is_what_json_would_send():
+    import json
+
+    from ipi_dipole.driver.pes import encode_extras
+    from ipi_dipole.errors import InputError
+
+    z = np.random.default_rng(1).normal(size=(5, 3, 3)) * 10.0 ** np.arange(-4, 5).reshape(1, 3, 3)
+    dipole = [0.1, -2.5e-7, 3.0]
+    got = json.loads(encode_extras(dipole, units.bec_to_ipi_array(z), 0))
+    assert got["dipole"] == dipole
+    np.testing.assert_allclose(got["BEC"], units.bec_to_ipi(z), rtol=1e-12, atol=0)
+    assert json.loads(encode_extras(dipole, None, 0)) == {"dipole": dipole}
+    z[2, 1, 0] = np.nan
+    with pytest.raises(InputError, match="non-finite .* force request 7"):
+        encode_extras(dipole, units.bec_to_ipi_array(z), 7)
+
+
 def test_backend_spec_errors(tmp_path):
     from ipi_dipole.driver.backends import make_backend
 

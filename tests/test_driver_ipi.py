@@ -315,3 +315,26 @@ def test_extras_of_a_periodic_triclinic_cell(dimer_model):
     wrong = atoms.copy()
     wrong.cell = cell.T  # the transposed cell must give other numbers
     assert np.abs(model.predict(wrong)[1] - z).max() > 1e-3
+
+
+def test_the_model_runs_on_one_numba_thread_in_ipis_worker_thread(dimer_model, monkeypatch):
+    """numba's thread count is per thread; i-PI's <ffdirect> calls the PES from a worker
+    thread, where numba would otherwise use every core (and oversubscribe replicas)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from ipi_dipole.driver.pes import DipolePES
+    from ipi_dipole.structures import water_dimer
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    pes = DipolePES(model=str(dimer_model), forces="none", species="O H H O H H", pbc="false")
+    cell = np.eye(3) * 20 * units.BOHR_PER_ANGSTROM
+    positions = water_dimer().positions * units.BOHR_PER_ANGSTROM
+
+    def call():
+        pes(cell, positions)
+        return numba.get_num_threads()
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(call).result() == 1

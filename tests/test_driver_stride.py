@@ -20,6 +20,8 @@ from ipi_dipole.ipi_io import units
 
 from test_driver_ipi import ENV, TBLITE, dimer_run_dir, drive_cmd, read_run, start_ipi
 
+PROJECT = Path(__file__).resolve().parents[1]
+
 STEPS = 23  # not a multiple of the strides, so that the restart starts off-phase
 
 
@@ -148,6 +150,8 @@ def test_schedule_from_inputs_and_checkpoints(tmp_path):
     (SYSTEM.format(nbeads=1, motion="<motion mode='dynamics'><dynamics><nmts>[1, 4]</nmts></dynamics></motion>"),
      "multiple time stepping"),
     (SYSTEM.format(nbeads=1, motion="") * 2, "several systems"),
+    ("<system><forces><force forcefield='f'/><force forcefield='f'/></forces></system>",
+     "forcefield 'f' serves several force components"),
 ])
 def test_strides_refused_where_requests_are_not_one_per_step(tmp_path, system, why):
     path = _xml(tmp_path, OUT.format(d=1, b=4) + system)
@@ -169,3 +173,23 @@ def test_driver_stride_checked_against_the_input(tmp_path):
         ExtrasSchedule.every(0)
     with pytest.raises(InputError, match="no such i-PI input"):
         ExtrasSchedule.from_ipi_input(tmp_path / "missing.xml")
+
+
+def test_other_forcefields_beside_the_drivers_keep_one_request_per_step(tmp_path):
+    """LAMMPS's fix ipi for the forces beside the extras-only driver (liquid-water/nve-fixipi.xml)."""
+    two = "<system><forces><force forcefield='lmp'/><force forcefield='dipole'/></forces></system>"
+    assert ExtrasSchedule.from_ipi_input(_xml(tmp_path, OUT.format(d=8, b=8) + two)).strides["BEC"] == [8]
+    shipped = PROJECT / "inputs" / "liquid-water" / "nve-fixipi.xml"
+    if shipped.exists():
+        assert ExtrasSchedule.from_ipi_input(shipped).strides == {"dipole": [8], "BEC": [8]}
+
+
+def test_ipi_input_auto_reads_the_ipi_command_line():
+    from ipi_dipole.driver.pes import input_of_this_ipi
+
+    assert input_of_this_ipi(["/venv/bin/i-pi", "RESTART"]) == "RESTART"
+    assert input_of_this_ipi(["i-pi", "-S", "/tmp/x_", "-V", "low", "nve.xml"]) == "nve.xml"
+    with pytest.raises(InputError, match="only inside i-PI"):
+        input_of_this_ipi(["ipi-dipole", "drive"])
+    with pytest.raises(InputError, match="no input file"):
+        input_of_this_ipi(["i-pi", "-S", "/tmp/x_"])

@@ -65,11 +65,14 @@ def model(work, dimer_model):
 
 
 def _ffdirect(bec=True):
+    # ipi_input auto: Z* only at the steps whose BEC i-PI writes, counted from the step of
+    # the file i-PI runs; a resume that miscounted would stop i-PI at the first BEC frame
+    extra = ", ipi_input: auto" if bec else ""
     return f"""<ffdirect name='dipole' pbc='false'>
     <pes>custom</pes>
     <pes_path>{_pes_path()}</pes_path>
     <parameters>{{ model: model.npz, forces: ase:tblite.ase:TBLite:tblite.json, structure: init.xyz,
-                   pbc: false, bec: {str(bec).lower()} }}</parameters>
+                   pbc: false, bec: {str(bec).lower()}{extra} }}</parameters>
   </ffdirect>"""
 
 
@@ -445,7 +448,7 @@ def test_socket_mode_starts_one_driver_per_replica(equilibration, template, work
     sock.write_text(text)
     run = work / "socket"
     driver = (f"ipi-dipole drive --model {model} --forces ase:tblite.ase:TBLite:{work / 'tblite.json'} "
-              f"--structure start.xyz --pbc false --unix {{address}}")
+              f"--structure start.xyz --pbc false --unix {{address}} --ipi-input {{ipi_input}}")
     m = prepare(equilibration, sock, run, "--n", "2", "--min-separation-ps", "0.03", "--seed", "6",
                 "--steps", "40", "--checkpoint-stride", "20", "--driver", driver)
     assert m["forcefield"] == "socket"

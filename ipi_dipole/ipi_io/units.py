@@ -135,8 +135,13 @@ def bec_to_ipi(born_charges: np.ndarray) -> list[list[float]]:
     component, i.e. ``Z.transpose(0, 2, 1).reshape(3N, 3)``. Born charges are in e in both
     unit systems, so only the layout changes.
     """
+    return bec_to_ipi_array(born_charges).tolist()
+
+
+def bec_to_ipi_array(born_charges: np.ndarray) -> np.ndarray:
+    """:func:`bec_to_ipi` as a (3N, 3) array, for encoders that format it themselves."""
     z = np.asarray(born_charges, dtype=float)
-    return z.transpose(0, 2, 1).reshape(-1, 3).tolist()
+    return z.transpose(0, 2, 1).reshape(-1, 3)
 
 
 def bec_from_ipi(bec: np.ndarray, source="BEC") -> np.ndarray:
