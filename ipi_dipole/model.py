@@ -70,6 +70,10 @@ _KIND = "ipi-dipole PolarizationModel"
 _TARGETS = ("bec", "dipole", "both")
 
 
+#: tests force the per-structure projection of the linear fit on (True) or off (False)
+_PROJECT_ROWS = None
+
+
 class PolarizationModel:
     """Dipole ``M`` and Born charges ``Z*`` of molecules and periodic cells, learned from ``Z*``.
 
@@ -477,7 +481,8 @@ class PolarizationModel:
         n_raw = n_model if projection is None else max(rows.stop for rows, _, _ in projection)
         # per structure: projecting costs ~ n_raw_block * n_model, the update n_cols^2 per row
         block_width = 0 if projection is None else max(b.shape[0] for _, _, b in projection)
-        project_rows = projection is not None and block_width * n_model + n_model ** 2 < n_raw ** 2
+        project_rows = projection is not None and (block_width * n_model + n_model ** 2 < n_raw ** 2
+                                                   if _PROJECT_ROWS is None else _PROJECT_ROWS)
 
         def projected(raw):
             out = np.empty((raw.shape[0], n_model))
