@@ -229,6 +229,12 @@ def main():
 
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("warning: OMP_NUM_THREADS is not 1: LAMMPS and BLAS timings are not single-core", file=sys.stderr)
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        # the two-thread column needs a second idle core: a starved numba thread makes it
+        # several times slower than one thread, which says nothing about the kernels
+        print(f"warning: load average {load:.2f} before the start: the 2-thread column needs an idle "
+              "second core", file=sys.stderr)
     import numba
 
     # the model's kernels: one thread for the main columns, two for the thread column
