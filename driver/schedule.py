@@ -20,7 +20,6 @@ forcefield"): it never writes a value computed at another step.
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,10 +132,6 @@ class ExtrasSchedule:
         start = f", from step {self.first_step}" if self.first_step else ""
         return f"{one('dipole')}, {one('BEC')} ({self.source}{start})"
 
-    def period(self) -> int:
-        """Steps after which the pattern of :meth:`wants` repeats."""
-        return math.lcm(*(self.strides["dipole"] + self.strides["BEC"] or [1]))
-
 
 def _positive(value, what: str) -> int:
     try:
@@ -155,9 +150,6 @@ def _why_counting_fails(root: ET.Element, info) -> str | None:
         return "the input has several systems"
     if (info.nbeads or 1) > 1:
         return f"it has {info.nbeads} beads"
-    beads = root.find(".//beads")
-    if beads is not None and int(beads.get("nbeads", "1")) > 1:
-        return f"it has {beads.get('nbeads')} beads"
     motion = root.find("system/motion")
     mode = motion.get("mode", "dynamics") if motion is not None else "dynamics"
     if mode != "dynamics":

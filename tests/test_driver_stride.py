@@ -146,6 +146,8 @@ def test_schedule_from_inputs_and_checkpoints(tmp_path):
 
 @pytest.mark.parametrize("system, why", [
     (SYSTEM.format(nbeads=4, motion=""), "it has 4 beads"),
+    # a checkpoint keeps its beads in <beads>, not <initialize>
+    ("<system><beads nbeads='4' natoms='1'/><forces><force forcefield='f'/></forces></system>", "it has 4 beads"),
     (SYSTEM.format(nbeads=1, motion="<motion mode='minimize'/>"), "its motion is 'minimize'"),
     (SYSTEM.format(nbeads=1, motion="<motion mode='dynamics'><dynamics><nmts>[1, 4]</nmts></dynamics></motion>"),
      "multiple time stepping"),

@@ -107,6 +107,9 @@ def ipi_input_from_root(root: ET.Element, path) -> IpiInput:
             temperature, source = value(t, "temperature", "kelvin"), f"{path.name} <velocities mode='thermal'>"
     init = root.find(".//initialize")
     nbeads = integer(init.get("nbeads"), "<initialize nbeads>") if init is not None else None
+    beads = root.find(".//beads")
+    if nbeads is None and beads is not None:  # a checkpoint keeps the beads, not <initialize>
+        nbeads = integer(beads.get("nbeads"), "<beads nbeads>")
     is_checkpoint = root.find(".//beads") is not None or root.find("step") is not None
     fixcom = (element_text(".//motion/fixcom") or "").strip().lower()
     fixcom = fixcom in ("", "true", "1", "yes")  # i-PI fixes the centre of mass unless told not to
